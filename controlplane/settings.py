@@ -1,0 +1,212 @@
+"""Tollgate's one settings file. Every value comes from the environment.
+
+Production differs from the embedded default (``make run``) only by variables:
+DATABASE_URL and REDIS_URL switch SQLite and the in-process backends for
+PostgreSQL and Redis. Secrets may also come from ``<NAME>_FILE``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    if name in os.environ:
+        return os.environ[name]
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env(name, "1" if default else "0").strip().lower()
+    return raw in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(env(name, str(default)))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(env(name, str(default)))
+
+
+DATA_DIR = Path(env("TOLLGATE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+PRODUCTION = env("TOLLGATE_ENV", "embedded") == "production"
+
+
+def _local_secret(filename: str) -> str:
+    # The embedded default invents its secret once and keeps it beside the
+    # database; production must pass TOLLGATE_SECRET_KEY explicitly.
+    if PRODUCTION:
+        raise RuntimeError("TOLLGATE_SECRET_KEY must be set when TOLLGATE_ENV=production")
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    path = DATA_DIR / filename
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _derived(purpose: str) -> bytes:
+    return hmac.new(SECRET_KEY.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+SECRET_KEY = env("TOLLGATE_SECRET_KEY") or _local_secret("secret_key")
+DEBUG = env_bool("TOLLGATE_DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = [h for h in env("TOLLGATE_ALLOWED_HOSTS", "*").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env("TOLLGATE_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# Virtual keys are stored as HMAC-SHA256(pepper, key). The pepper never sits in
+# the database, so a database dump alone cannot be used to test guesses.
+KEY_PEPPER = env("TOLLGATE_KEY_PEPPER").encode() or _derived("tollgate.key-pepper")
+
+# Fernet keys for secrets at rest (provider credentials). The first encrypts;
+# all decrypt, so a key can be rotated by prepending a new one.
+ENCRYPTION_KEYS = [k for k in env("TOLLGATE_ENCRYPTION_KEYS").split(",") if k] or [
+    base64.urlsafe_b64encode(_derived("tollgate.encryption")).decode()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "controlplane",
+    "governance",
+    "audit",
+    "ledger",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "audit.middleware.RequestContextMiddleware",
+]
+
+ROOT_URLCONF = "controlplane.urls"
+WSGI_APPLICATION = "controlplane.wsgi.application"
+ASGI_APPLICATION = "controlplane.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASE_URL = env("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'tollgate.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Empty REDIS_URL is the embedded default: file-backed snapshot and usage spool,
+# in-process channel layer.
+REDIS_URL = env("REDIS_URL")
+REDIS_PREFIX = env("TOLLGATE_REDIS_PREFIX", "tollgate:")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}asgi"},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL and not env("CELERY_BROKER_URL")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "controlplane.api.errors.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tollgate control plane API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("TOLLGATE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- data plane --------------------------------------------------------------
+# Read once at worker start (dataplane/config.py), never per request.
+GATEWAY_MAX_BODY_BYTES = env_int("TOLLGATE_MAX_BODY_BYTES", 32 * 1024 * 1024)
+GATEWAY_SNAPSHOT_POLL_SECONDS = env_float("TOLLGATE_SNAPSHOT_POLL_SECONDS", 0.25)
+GATEWAY_UPSTREAM_CONNECT_TIMEOUT = env_float("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", 10.0)
+GATEWAY_UPSTREAM_READ_TIMEOUT = env_float("TOLLGATE_UPSTREAM_READ_TIMEOUT", 600.0)
+GATEWAY_EVENT_FLUSH_SECONDS = env_float("TOLLGATE_EVENT_FLUSH_SECONDS", 0.05)
+GATEWAY_PUBLIC_URL = env("TOLLGATE_GATEWAY_URL", "http://127.0.0.1:8080")
+SNAPSHOT_FILE = DATA_DIR / "snapshot.json"
+SPOOL_DIR = DATA_DIR / "spool"

@@ -1,0 +1,61 @@
+"""Authenticate a virtual key against the snapshot: a digest and a dict lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+from dataplane.errors import GatewayError
+from dataplane.snapshot import KeyEntry, Snapshot
+
+_NO_RETRY = {"retry": False}
+
+
+def presented_key(headers: dict[bytes, bytes]) -> str | None:
+    """The key from ``x-tollgate-key``, ``x-api-key`` or ``Authorization: Bearer``."""
+    raw = headers.get(b"x-tollgate-key") or headers.get(b"x-api-key")
+    if raw is None:
+        auth = headers.get(b"authorization")
+        if auth is None:
+            return None
+        scheme, _, value = auth.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return None
+        raw = value.strip()
+    return raw.decode("latin-1") if raw else None
+
+
+def authenticate(headers: dict[bytes, bytes], snapshot: Snapshot, pepper: bytes) -> KeyEntry:
+    token = presented_key(headers)
+    if token is None:
+        raise GatewayError(
+            401,
+            "No Tollgate key was sent. Set ANTHROPIC_AUTH_TOKEN (or x-api-key) to the virtual key "
+            "your platform admin gave you.",
+            **_NO_RETRY,
+        )
+    digest = hmac.new(pepper, token.encode("latin-1"), hashlib.sha256).hexdigest()
+    key = snapshot.keys.get(digest)
+    shown = token[:11] + "…" if token.startswith("tg-") else "the key sent"
+    if key is None:
+        raise GatewayError(
+            401,
+            f"Tollgate does not recognise {shown}. Check ANTHROPIC_AUTH_TOKEN, or ask your platform "
+            "admin for a new key.",
+            **_NO_RETRY,
+        )
+    if not key.active:
+        raise GatewayError(
+            401,
+            f"Tollgate key {key.prefix}… is disabled. Ask your platform admin to re-enable it or "
+            "issue you a new one.",
+            **_NO_RETRY,
+        )
+    if key.expires_at is not None and key.expires_at <= time.time():
+        raise GatewayError(
+            401,
+            f"Tollgate key {key.prefix}… expired. Ask your platform admin for a new key.",
+            **_NO_RETRY,
+        )
+    return key

@@ -1,0 +1,37 @@
+"""The data plane's settings, read once per worker from the one settings file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    max_body_bytes: int
+    redis_url: str
+    redis_prefix: str
+    snapshot_file: Path
+    spool_dir: Path
+    snapshot_poll_seconds: float
+    upstream_connect_timeout: float
+    upstream_read_timeout: float
+    event_flush_seconds: float
+    key_pepper: bytes
+
+    @classmethod
+    def from_settings(cls) -> GatewayConfig:
+        from django.conf import settings
+
+        return cls(
+            max_body_bytes=settings.GATEWAY_MAX_BODY_BYTES,
+            redis_url=settings.REDIS_URL,
+            redis_prefix=settings.REDIS_PREFIX,
+            snapshot_file=Path(settings.SNAPSHOT_FILE),
+            spool_dir=Path(settings.SPOOL_DIR),
+            snapshot_poll_seconds=settings.GATEWAY_SNAPSHOT_POLL_SECONDS,
+            upstream_connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
+            upstream_read_timeout=settings.GATEWAY_UPSTREAM_READ_TIMEOUT,
+            event_flush_seconds=settings.GATEWAY_EVENT_FLUSH_SECONDS,
+            key_pepper=settings.KEY_PEPPER,
+        )

@@ -1,0 +1,59 @@
+"""Errors the gateway itself raises, rendered in the caller's API shape."""
+
+from __future__ import annotations
+
+import orjson
+
+# https://docs.anthropic.com/en/api/errors
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+class GatewayError(Exception):
+    """A refusal with a status, a type and a message that says what to do.
+
+    ``retry=False`` adds ``x-should-retry: false``: Claude Code then stops at
+    once instead of retrying for minutes a request that cannot succeed.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str | None = None,
+        retry: bool | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type or ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+        self.retry = retry
+        self.headers = headers
+
+
+def anthropic_error_body(error_type: str, message: str, request_id: str) -> bytes:
+    return orjson.dumps(
+        {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+    )
+
+
+def anthropic_sse_error(error_type: str, message: str) -> bytes:
+    """The event Anthropic sends when a stream fails after it has started."""
+    data = orjson.dumps({"type": "error", "error": {"type": error_type, "message": message}})
+    return b"event: error\ndata: " + data + b"\n\n"

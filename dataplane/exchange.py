@@ -1,0 +1,118 @@
+"""One request's record as it crosses the gateway, and the usage event it becomes."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from dataplane.providers.anthropic import Usage
+from dataplane.snapshot import KeyEntry, ProviderEntry, Snapshot
+
+_ZERO = Decimal(0)
+
+
+class Exchange:
+    __slots__ = (
+        "request_id",
+        "started_wall",
+        "started",
+        "endpoint",
+        "key",
+        "model",
+        "provider",
+        "stream",
+        "status",
+        "usage",
+        "upstream_started",
+        "upstream_ended",
+        "first_byte",
+        "error_type",
+        "error_message",
+        "disconnected",
+        "done",
+        "session_id",
+        "user_agent",
+        "free",
+    )
+
+    def __init__(self, request_id: str, endpoint: str) -> None:
+        self.request_id = request_id
+        self.started_wall = time.time()
+        self.started = time.perf_counter()
+        self.endpoint = endpoint
+        self.key: KeyEntry | None = None
+        self.model = ""
+        self.provider: ProviderEntry | None = None
+        self.stream = False
+        self.status = 0
+        self.usage: Usage | None = None
+        self.upstream_started = 0.0
+        self.upstream_ended = 0.0
+        self.first_byte = 0.0
+        self.error_type = ""
+        self.error_message = ""
+        self.disconnected = False
+        self.done = False
+        self.session_id = ""
+        self.user_agent = ""
+        # count_tokens and model listings cost nothing at the provider.
+        self.free = False
+
+    def fail(self, status: int, error_type: str, message: str) -> None:
+        self.status = status
+        self.error_type = error_type
+        self.error_message = message[:2000]
+
+    def event(self, snapshot: Snapshot) -> dict[str, Any]:
+        ended = time.perf_counter()
+        usage = self.usage
+        key = self.key
+        provider = self.provider
+        served = (usage.model if usage and usage.model else "") or self.model
+        cost = _ZERO
+        unpriced = False
+        if usage is not None and not self.free:
+            price = snapshot.price_for(served) or snapshot.price_for(self.model)
+            billable = usage.input_tokens or usage.output_tokens or usage.cache_read_tokens or usage.cache_write_tokens
+            if price is None:
+                unpriced = bool(billable)
+            elif billable:
+                cost = (
+                    usage.input_tokens * price.input
+                    + usage.output_tokens * price.output
+                    + usage.cache_write_tokens * price.cache_write
+                    + usage.cache_read_tokens * price.cache_read
+                )
+        upstream = (self.upstream_ended or ended) - self.upstream_started if self.upstream_started else 0.0
+        latency = ended - self.started
+        return {
+            "request_id": self.request_id,
+            "ts": self.started_wall,
+            "endpoint": self.endpoint,
+            "key_id": key.id if key else None,
+            "key_prefix": key.prefix if key else "",
+            "user_id": key.user_id if key else None,
+            "team_id": key.team_id if key else None,
+            "organization_id": key.organization_id if key else None,
+            "model_requested": self.model,
+            "model_served": served,
+            "provider_id": provider.id if provider else None,
+            "provider_kind": provider.kind if provider else "",
+            "stream": self.stream,
+            "status": self.status,
+            "input_tokens": usage.input_tokens if usage else 0,
+            "output_tokens": usage.output_tokens if usage else 0,
+            "cache_read_tokens": usage.cache_read_tokens if usage else 0,
+            "cache_write_tokens": usage.cache_write_tokens if usage else 0,
+            "cost_usd": str(cost),
+            "unpriced": unpriced,
+            "latency_ms": latency * 1000,
+            "ttfb_ms": (self.first_byte - self.started) * 1000 if self.first_byte else None,
+            "overhead_ms": max(latency - upstream, 0.0) * 1000,
+            "error_type": self.error_type or (usage.error_type if usage else ""),
+            "error_message": self.error_message or (usage.error_message if usage else ""),
+            "client_disconnected": self.disconnected,
+            "session_id": self.session_id,
+            "user_agent": self.user_agent,
+        }

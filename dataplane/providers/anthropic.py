@@ -1,0 +1,173 @@
+"""Anthropic, native: pass the caller's request through and read usage on the side.
+
+Usage arrives in ``message_start`` (input and cache tokens) and ``message_delta``
+(cumulative output tokens, and on newer API versions cumulative input too):
+https://docs.anthropic.com/en/docs/build-with-claude/streaming
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from dataplane.snapshot import ProviderEntry
+
+# Never forwarded upstream: the client's credentials, hop-by-hop headers, and
+# what aiohttp sets itself.
+_DROP_REQUEST = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"authorization",
+        b"x-api-key",
+        b"x-tollgate-key",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"expect",
+        b"accept-encoding",
+        b"cookie",
+        b"x-tollgate-fallbacks",
+    }
+)
+
+# Never relayed back: hop-by-hop, framing we redo, and the upstream's own
+# server identity (uvicorn writes date and server).
+DROP_RESPONSE = frozenset(
+    {
+        b"content-length",
+        b"content-encoding",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"date",
+        b"server",
+        b"set-cookie",
+        b"alt-svc",
+    }
+)
+
+
+def upstream_headers(provider: ProviderEntry, client_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    out = {
+        k.decode("latin-1"): v.decode("latin-1")
+        for k, v in client_headers
+        if k not in _DROP_REQUEST
+    }
+    out["x-api-key"] = provider.credential
+    if "anthropic-version" not in out:
+        out["anthropic-version"] = "2023-06-01"
+    return out
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    model: str = ""
+    error_type: str = ""
+    error_message: str = ""
+    stop_reason: str = ""
+
+    def take(self, usage: dict[str, Any]) -> None:
+        # Counts are cumulative: a later event's figure replaces the earlier one.
+        value = usage.get("input_tokens")
+        if value is not None:
+            self.input_tokens = int(value)
+        value = usage.get("output_tokens")
+        if value is not None:
+            self.output_tokens = int(value)
+        value = usage.get("cache_read_input_tokens")
+        if value is not None:
+            self.cache_read_tokens = int(value)
+        value = usage.get("cache_creation_input_tokens")
+        if value is not None:
+            self.cache_write_tokens = int(value)
+
+
+def usage_from_json(body: bytes) -> Usage:
+    usage = Usage()
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return usage
+    if not isinstance(doc, dict):
+        return usage
+    if doc.get("type") == "error":
+        err = doc.get("error") or {}
+        usage.error_type = str(err.get("type", ""))
+        usage.error_message = str(err.get("message", ""))[:2000]
+        return usage
+    if isinstance(doc.get("usage"), dict):
+        usage.take(doc["usage"])
+    usage.model = str(doc.get("model") or "")
+    usage.stop_reason = str(doc.get("stop_reason") or "")
+    return usage
+
+
+class SSEUsageScanner:
+    """Reads usage out of a relayed SSE stream without touching content deltas.
+
+    Only events whose name starts with ``message_`` or ``error`` are decoded;
+    everything else is skipped by a prefix check, so the cost per chunk is a few
+    ``bytes.find`` calls.
+    """
+
+    __slots__ = ("usage", "_pending", "events")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self._pending = b""
+        self.events = 0
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._pending + chunk if self._pending else chunk
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        start = 0
+        while True:
+            end = data.find(b"\n\n", start)
+            if end < 0:
+                break
+            self._event(data, start, end)
+            start = end + 2
+        self._pending = data[start:] if start < len(data) else b""
+
+    def _event(self, data: bytes, start: int, end: int) -> None:
+        self.events += 1
+        if not data.startswith(b"event: message_", start) and not data.startswith(b"event: error", start):
+            return
+        block = data[start:end]
+        marker = block.find(b"\ndata:")
+        if marker < 0:
+            return
+        try:
+            payload = orjson.loads(block[marker + 6 :])
+        except orjson.JSONDecodeError:
+            return
+        kind = payload.get("type")
+        usage = self.usage
+        if kind == "message_start":
+            message = payload.get("message") or {}
+            usage.model = str(message.get("model") or "")
+            if isinstance(message.get("usage"), dict):
+                usage.take(message["usage"])
+        elif kind == "message_delta":
+            if isinstance(payload.get("usage"), dict):
+                usage.take(payload["usage"])
+            delta = payload.get("delta") or {}
+            if delta.get("stop_reason"):
+                usage.stop_reason = str(delta["stop_reason"])
+        elif kind == "error":
+            err = payload.get("error") or {}
+            usage.error_type = str(err.get("type", ""))
+            usage.error_message = str(err.get("message", ""))[:2000]

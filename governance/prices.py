@@ -1,0 +1,37 @@
+"""Shipped default prices, USD per million tokens: input, output, cache write, cache read.
+
+Claude cache writes are the 5-minute rate (1.25x input); OpenAI and Gemini
+charge nothing extra to write their automatic caches. Admins edit prices
+through ``price_set``; these only seed a fresh database.
+"""
+
+from __future__ import annotations
+
+DEFAULT_PRICES: dict[str, tuple[str, str, str, str]] = {
+    # Anthropic (https://docs.anthropic.com/en/docs/about-claude/pricing)
+    "claude-opus-4-5": ("5", "25", "6.25", "0.50"),
+    "claude-opus-4-1": ("15", "75", "18.75", "1.50"),
+    "claude-opus-4": ("15", "75", "18.75", "1.50"),
+    "claude-sonnet-4-5": ("3", "15", "3.75", "0.30"),
+    "claude-sonnet-4": ("3", "15", "3.75", "0.30"),
+    "claude-3-7-sonnet": ("3", "15", "3.75", "0.30"),
+    "claude-haiku-4-5": ("1", "5", "1.25", "0.10"),
+    "claude-3-5-haiku": ("0.80", "4", "1.00", "0.08"),
+    "claude-3-haiku": ("0.25", "1.25", "0.30", "0.03"),
+    # OpenAI (https://openai.com/api/pricing/)
+    "gpt-5": ("1.25", "10", "0", "0.125"),
+    "gpt-5-mini": ("0.25", "2", "0", "0.025"),
+    "gpt-5-nano": ("0.05", "0.40", "0", "0.005"),
+    "gpt-4.1": ("2", "8", "0", "0.50"),
+    "gpt-4.1-mini": ("0.40", "1.60", "0", "0.10"),
+    "gpt-4.1-nano": ("0.10", "0.40", "0", "0.025"),
+    "gpt-4o": ("2.50", "10", "0", "1.25"),
+    "gpt-4o-mini": ("0.15", "0.60", "0", "0.075"),
+    "o3": ("2", "8", "0", "0.50"),
+    "o4-mini": ("1.10", "4.40", "0", "0.275"),
+    # Google (https://ai.google.dev/gemini-api/docs/pricing), prompts up to 200k tokens
+    "gemini-2.5-pro": ("1.25", "10", "0", "0.31"),
+    "gemini-2.5-flash": ("0.30", "2.50", "0", "0.075"),
+    "gemini-2.5-flash-lite": ("0.10", "0.40", "0", "0.025"),
+    "gemini-2.0-flash": ("0.10", "0.40", "0", "0.025"),
+}

@@ -1,0 +1,306 @@
+"""The only writers of governance state.
+
+Every function takes a keyword-only ``actor``, writes its audit row in the same
+transaction, bumps the configuration revision, and publishes a new data-plane
+snapshot once the transaction commits.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+
+from audit.services import audit_record
+from governance import sealing
+from governance.keys import key_digest, key_generate
+from governance.models import (
+    ConfigRevision,
+    KeyStatus,
+    Membership,
+    ModelPrice,
+    Organization,
+    Provider,
+    ProviderKind,
+    Role,
+    Team,
+    VirtualKey,
+)
+
+User = get_user_model()
+
+
+def config_changed() -> None:
+    """Mark the configuration changed: bump the revision now, publish after commit."""
+    from governance.snapshot import snapshot_publish
+
+    updated = ConfigRevision.objects.filter(pk=1).update(number=F("number") + 1)
+    if not updated:
+        ConfigRevision.objects.create(pk=1, number=1)
+    transaction.on_commit(snapshot_publish)
+
+
+def _organization_state(org: Organization) -> dict[str, Any]:
+    return {"name": org.name, "slug": org.slug}
+
+
+@transaction.atomic
+def organization_create(*, actor: Any, name: str, slug: str = "") -> Organization:
+    slug = slug or slugify(name)
+    if not slug:
+        raise ValidationError({"slug": "An organization needs a name or a slug."})
+    if Organization.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"An organization with slug '{slug}' already exists."})
+    org = Organization.objects.create(name=name, slug=slug)
+    audit_record(actor=actor, action="organization.create", target=org, after=_organization_state(org))
+    config_changed()
+    return org
+
+
+@transaction.atomic
+def team_create(*, actor: Any, organization: Organization, name: str, slug: str = "") -> Team:
+    slug = slug or slugify(name)
+    if not slug:
+        raise ValidationError({"slug": "A team needs a name or a slug."})
+    if Team.objects.filter(organization=organization, slug=slug).exists():
+        raise ValidationError({"slug": f"Team '{slug}' already exists in {organization.slug}."})
+    team = Team.objects.create(organization=organization, name=name, slug=slug)
+    audit_record(
+        actor=actor,
+        action="team.create",
+        target=team,
+        after={"organization": organization.slug, "name": name, "slug": slug},
+    )
+    config_changed()
+    return team
+
+
+@transaction.atomic
+def user_create(
+    *,
+    actor: Any,
+    username: str,
+    email: str = "",
+    password: str | None = None,
+    organization: Organization | None = None,
+    role: str = Role.DEVELOPER,
+    team: Team | None = None,
+) -> Any:
+    if User.objects.filter(username=username).exists():
+        raise ValidationError({"username": f"User '{username}' already exists."})
+    user = User(username=username, email=email)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.save()
+    audit_record(actor=actor, action="user.create", target=user, after={"username": username, "email": email})
+    if organization is not None:
+        membership_set(actor=actor, user=user, organization=organization, role=role, team=team)
+    return user
+
+
+@transaction.atomic
+def membership_set(
+    *, actor: Any, user: Any, organization: Organization, role: str, team: Team | None = None
+) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role '{role}'; use one of {', '.join(Role.values)}."})
+    if team is not None and team.organization_id != organization.pk:
+        raise ValidationError({"team": "The team belongs to another organization."})
+    membership = Membership.objects.filter(user=user, organization=organization).first()
+    before = (
+        {"role": membership.role, "team": membership.team.slug if membership.team else None}
+        if membership
+        else None
+    )
+    if membership is None:
+        membership = Membership(user=user, organization=organization)
+    membership.role = role
+    membership.team = team
+    membership.save()
+    audit_record(
+        actor=actor,
+        action="membership.set",
+        target=membership,
+        before=before,
+        after={"role": role, "team": team.slug if team else None},
+    )
+    config_changed()
+    return membership
+
+
+def _provider_state(provider: Provider) -> dict[str, Any]:
+    # The credential itself never enters the audit trail; only whether it changed.
+    return {
+        "name": provider.name,
+        "kind": provider.kind,
+        "base_url": provider.base_url,
+        "is_active": provider.is_active,
+    }
+
+
+@transaction.atomic
+def provider_create(
+    *, actor: Any, name: str, kind: str, base_url: str, credential: str, is_active: bool = True
+) -> Provider:
+    if kind not in ProviderKind.values:
+        raise ValidationError({"kind": f"Unknown provider kind '{kind}'."})
+    if Provider.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"A provider named '{name}' already exists."})
+    provider = Provider.objects.create(
+        name=name,
+        kind=kind,
+        base_url=base_url.rstrip("/"),
+        credential_sealed=sealing.seal(credential),
+        is_active=is_active,
+    )
+    audit_record(actor=actor, action="provider.create", target=provider, after=_provider_state(provider))
+    config_changed()
+    return provider
+
+
+@transaction.atomic
+def provider_update(
+    *,
+    actor: Any,
+    provider: Provider,
+    base_url: str | None = None,
+    credential: str | None = None,
+    is_active: bool | None = None,
+) -> Provider:
+    before = _provider_state(provider)
+    if base_url is not None:
+        provider.base_url = base_url.rstrip("/")
+    if is_active is not None:
+        provider.is_active = is_active
+    if credential is not None:
+        provider.credential_sealed = sealing.seal(credential)
+    provider.save()
+    after = _provider_state(provider) | {"credential_changed": credential is not None}
+    audit_record(actor=actor, action="provider.update", target=provider, before=before, after=after)
+    config_changed()
+    return provider
+
+
+def _key_state(key: VirtualKey) -> dict[str, Any]:
+    return {
+        "name": key.name,
+        "prefix": key.prefix,
+        "status": key.status,
+        "organization": key.organization_id,
+        "team": key.team_id,
+        "user": key.user_id,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "allowed_models": list(key.allowed_models),
+    }
+
+
+def _validate_patterns(patterns: list[str]) -> list[str]:
+    cleaned = []
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise ValidationError({"allowed_models": "Each allowed model is a non-empty string."})
+        fnmatch.translate(pattern)
+        cleaned.append(pattern.strip())
+    return cleaned
+
+
+@transaction.atomic
+def key_create(
+    *,
+    actor: Any,
+    organization: Organization,
+    name: str,
+    team: Team | None = None,
+    user: Any = None,
+    allowed_models: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[VirtualKey, str]:
+    """Create a key; return it with its secret, which is never retrievable again."""
+    if team is not None and team.organization_id != organization.pk:
+        raise ValidationError({"team": "The team belongs to another organization."})
+    if user is not None and not Membership.objects.filter(user=user, organization=organization).exists():
+        raise ValidationError({"user": f"{user} is not a member of {organization.slug}."})
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "The expiry must be in the future."})
+    secret, prefix = key_generate()
+    key = VirtualKey.objects.create(
+        organization=organization,
+        team=team,
+        user=user,
+        name=name,
+        prefix=prefix,
+        digest=key_digest(secret),
+        allowed_models=_validate_patterns(allowed_models or []),
+        expires_at=expires_at,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    audit_record(actor=actor, action="key.create", target=key, after=_key_state(key))
+    config_changed()
+    return key, secret
+
+
+@transaction.atomic
+def key_disable(*, actor: Any, key: VirtualKey) -> VirtualKey:
+    return _key_set_status(actor=actor, key=key, status=KeyStatus.DISABLED, action="key.disable")
+
+
+@transaction.atomic
+def key_enable(*, actor: Any, key: VirtualKey) -> VirtualKey:
+    return _key_set_status(actor=actor, key=key, status=KeyStatus.ACTIVE, action="key.enable")
+
+
+def _key_set_status(*, actor: Any, key: VirtualKey, status: str, action: str) -> VirtualKey:
+    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    before = _key_state(key)
+    key.status = status
+    key.save(update_fields=["status"])
+    audit_record(actor=actor, action=action, target=key, before=before, after=_key_state(key))
+    config_changed()
+    return key
+
+
+def _price_state(price: ModelPrice) -> dict[str, str]:
+    return {
+        "input_per_mtok": str(price.input_per_mtok),
+        "output_per_mtok": str(price.output_per_mtok),
+        "cache_write_per_mtok": str(price.cache_write_per_mtok),
+        "cache_read_per_mtok": str(price.cache_read_per_mtok),
+    }
+
+
+@transaction.atomic
+def price_set(
+    *,
+    actor: Any,
+    model: str,
+    input_per_mtok: Decimal,
+    output_per_mtok: Decimal,
+    cache_write_per_mtok: Decimal = Decimal(0),
+    cache_read_per_mtok: Decimal = Decimal(0),
+) -> ModelPrice:
+    values = [input_per_mtok, output_per_mtok, cache_write_per_mtok, cache_read_per_mtok]
+    if any(Decimal(v) < 0 for v in values):
+        raise ValidationError({"price": "Prices cannot be negative."})
+    price = ModelPrice.objects.filter(model=model).first()
+    before = _price_state(price) if price else None
+    if price is None:
+        price = ModelPrice(model=model)
+    price.input_per_mtok = Decimal(input_per_mtok)
+    price.output_per_mtok = Decimal(output_per_mtok)
+    price.cache_write_per_mtok = Decimal(cache_write_per_mtok)
+    price.cache_read_per_mtok = Decimal(cache_read_per_mtok)
+    price.updated_at = timezone.now()
+    price.save()
+    audit_record(actor=actor, action="price.set", target=price, before=before, after=_price_state(price))
+    config_changed()
+    return price
