@@ -40,7 +40,7 @@ class SnapshotHolder:
         """Load the published snapshot if it is newer than ours. True when swapped."""
         if self.redis is not None:
             version = await self.store.version(self.redis)
-            if version <= self.current.version and self.loaded:
+            if version == self.current.version and self.loaded:
                 return False
             doc = await self.store.load(self.redis)
         else:
@@ -50,8 +50,6 @@ class SnapshotHolder:
             doc = await asyncio.to_thread(self.store.read)
             self._file_stamp = stamp
         if doc is None:
-            return False
-        if int(doc["version"]) < self.current.version:
             return False
         parsed = await asyncio.to_thread(snap.parse, doc, self.unseal)
         self.current = parsed

@@ -15,11 +15,11 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fnmatch import translate
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -135,14 +135,11 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
 
 
 # --- stores ------------------------------------------------------------------
-
-_PUBLISH_LUA = """
-local current = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tonumber(ARGV[1]) <= current then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[1])
-return 1
-"""
+#
+# Publishing holds a lock while it builds and writes, so the last document
+# written is always the freshest build: a build that starts after a commit
+# sees that commit. The version is the store's own counter (not a database
+# sequence), so it only ever rises, even across a database restore.
 
 
 class RedisSnapshotStore:
@@ -150,18 +147,23 @@ class RedisSnapshotStore:
         self.url = url
         self.doc_key = f"{prefix}snapshot"
         self.version_key = f"{prefix}snapshot:version"
+        self.lock_key = f"{prefix}snapshot:lock"
 
-    def publish(self, doc: dict[str, Any]) -> bool:
+    def publish(self, build: Callable[[], dict[str, Any]]) -> int:
         import redis
 
-        client = redis.Redis.from_url(self.url)
+        client = redis.Redis.from_url(self.url, socket_timeout=10)
         try:
-            published = client.eval(
-                _PUBLISH_LUA, 2, self.doc_key, self.version_key, doc["version"], orjson.dumps(doc)
-            )
+            with client.lock(self.lock_key, timeout=60, blocking_timeout=60):
+                doc = build()
+                doc["version"] = int(client.incr(self.version_key))
+                pipe = client.pipeline(transaction=True)
+                pipe.set(self.doc_key, orjson.dumps(doc))
+                pipe.set(self.version_key, doc["version"])
+                pipe.execute()
         finally:
             client.close()
-        return bool(published)
+        return int(doc["version"])
 
     async def version(self, client: Any) -> int:
         raw = await client.get(self.version_key)
@@ -176,17 +178,17 @@ class FileSnapshotStore:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def publish(self, doc: dict[str, Any]) -> bool:
+    def publish(self, build: Callable[[], dict[str, Any]]) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             current = self.read()
-            if current is not None and int(current["version"]) >= int(doc["version"]):
-                return False
+            doc = build()
+            doc["version"] = (int(current["version"]) if current else 0) + 1
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_bytes(orjson.dumps(doc))
             os.replace(tmp, self.path)
-            return True
+        return int(doc["version"])
 
     def stamp(self) -> tuple[int, int] | None:
         """A cheap change marker (inode, mtime) without reading the file."""
@@ -211,6 +213,3 @@ def store_from_settings(settings: Any) -> RedisSnapshotStore | FileSnapshotStore
 
 CHANGE_GROUP = "tollgate.snapshot"
 
-
-def now() -> float:
-    return time.time()

@@ -152,14 +152,3 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return self.model
-
-
-class ConfigRevision(models.Model):
-    """One row whose number rises with every configuration change.
-
-    Bumped inside the changing transaction, so a snapshot built after reading
-    number N contains at least every change up to N; publishers refuse to
-    replace a newer snapshot with an older one.
-    """
-
-    number = models.BigIntegerField(default=0)

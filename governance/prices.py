@@ -8,7 +8,20 @@ through ``price_set``; these only seed a fresh database.
 from __future__ import annotations
 
 DEFAULT_PRICES: dict[str, tuple[str, str, str, str]] = {
-    # Anthropic (https://docs.anthropic.com/en/docs/about-claude/pricing)
+    # Anthropic (https://platform.claude.com/docs/en/about-claude/pricing). Haiku 5.5
+    # is the band for prompts up to 100k tokens; longer prompts cost 5x.
+    "claude-fable-5-1": ("10", "50", "12.50", "0.25"),
+    "claude-mythos-5-1": ("10", "50", "12.50", "0.25"),
+    "claude-fable-5": ("10", "50", "12.50", "1"),
+    "claude-mythos-5": ("10", "50", "12.50", "1"),
+    "claude-opus-5": ("5", "25", "6.25", "0.50"),
+    "claude-opus-4-8": ("5", "25", "6.25", "0.50"),
+    "claude-opus-4-7": ("5", "25", "6.25", "0.50"),
+    "claude-opus-4-6": ("5", "25", "6.25", "0.50"),
+    "claude-sonnet-5-5": ("2", "10", "2.50", "0.10"),
+    "claude-sonnet-5": ("2", "10", "2.50", "0.20"),
+    "claude-sonnet-4-6": ("3", "15", "3.75", "0.30"),
+    "claude-haiku-5-5": ("0.10", "0.50", "0.125", "0.01"),
     "claude-opus-4-5": ("5", "25", "6.25", "0.50"),
     "claude-opus-4-1": ("15", "75", "18.75", "1.50"),
     "claude-opus-4": ("15", "75", "18.75", "1.50"),

@@ -15,7 +15,6 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -23,7 +22,6 @@ from audit.services import audit_record
 from governance import sealing
 from governance.keys import key_digest, key_generate
 from governance.models import (
-    ConfigRevision,
     KeyStatus,
     Membership,
     ModelPrice,
@@ -39,13 +37,12 @@ User = get_user_model()
 
 
 def config_changed() -> None:
-    """Mark the configuration changed: bump the revision now, publish after commit."""
+    """Publish a new data-plane snapshot once the current transaction commits (once per transaction)."""
     from governance.snapshot import snapshot_publish
 
-    updated = ConfigRevision.objects.filter(pk=1).update(number=F("number") + 1)
-    if not updated:
-        ConfigRevision.objects.create(pk=1, number=1)
-    transaction.on_commit(snapshot_publish)
+    pending = transaction.get_connection().run_on_commit
+    if not any(func is snapshot_publish for _, func, _ in pending):
+        transaction.on_commit(snapshot_publish)
 
 
 def _organization_state(org: Organization) -> dict[str, Any]:

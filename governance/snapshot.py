@@ -12,16 +12,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from dataplane.snapshot import CHANGE_GROUP, store_from_settings
-from governance.models import ConfigRevision, ModelPrice, Provider, VirtualKey
+from governance.models import ModelPrice, Provider, VirtualKey
 
 log = logging.getLogger(__name__)
 
 
 def snapshot_build() -> dict[str, Any]:
+    """The document the data plane reads; the store adds its version when publishing."""
     with transaction.atomic():
-        # Revision first: the rows read afterwards include at least every change
-        # up to it, so a document never claims a newer version than it holds.
-        revision = ConfigRevision.objects.filter(pk=1).values_list("number", flat=True).first() or 0
         keys = [
             {
                 "id": k.id,
@@ -58,7 +56,6 @@ def snapshot_build() -> dict[str, Any]:
             for p in ModelPrice.objects.all()
         }
     return {
-        "version": revision,
         "built_at": timezone.now().isoformat(),
         "keys": keys,
         "providers": providers,
@@ -68,16 +65,15 @@ def snapshot_build() -> dict[str, Any]:
 
 def snapshot_publish() -> int:
     """Publish the current configuration; nudge the workers. Returns the version."""
-    doc = snapshot_build()
-    store_from_settings(settings).publish(doc)
+    version = store_from_settings(settings).publish(snapshot_build)
     layer = get_channel_layer()
     if layer is not None and settings.REDIS_URL:
         # A nudge only: workers also poll the version, so a lost message costs
         # at most one poll interval.
         try:
             async_to_sync(layer.group_send)(
-                CHANGE_GROUP, {"type": "snapshot.changed", "version": doc["version"]}
+                CHANGE_GROUP, {"type": "snapshot.changed", "version": version}
             )
         except Exception:
             log.warning("snapshot change notice not sent", exc_info=True)
-    return int(doc["version"])
+    return version

@@ -7,7 +7,6 @@ def seed(apps, schema_editor):
     from governance.prices import DEFAULT_PRICES
 
     ModelPrice = apps.get_model("governance", "ModelPrice")
-    ConfigRevision = apps.get_model("governance", "ConfigRevision")
     for model, (inp, out, cw, cr) in DEFAULT_PRICES.items():
         ModelPrice.objects.get_or_create(
             model=model,
@@ -18,7 +17,6 @@ def seed(apps, schema_editor):
                 "cache_read_per_mtok": Decimal(cr),
             },
         )
-    ConfigRevision.objects.get_or_create(pk=1, defaults={"number": 1})
 
 
 class Migration(migrations.Migration):
