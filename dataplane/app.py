@@ -159,6 +159,8 @@ class Gateway:
         try:
             await handler(self, scope, receive, send, x, headers)
         except GatewayError as err:
+            if x.key is None:
+                x.key = err.key
             await self._refuse(send, x, err, record=x.key is not None)
             return
         except ClientGone:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from typing import Any
 
 from dataplane.errors import GatewayError
 from dataplane.snapshot import KeyEntry, Snapshot
 
-_NO_RETRY = {"retry": False}
+_NO_RETRY: dict[str, Any] = {"retry": False}
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str | None:
@@ -50,12 +51,14 @@ def authenticate(headers: dict[bytes, bytes], snapshot: Snapshot, pepper: bytes)
             401,
             f"Tollgate key {key.prefix}… is disabled. Ask your platform admin to re-enable it or "
             "issue you a new one.",
+            key=key,
             **_NO_RETRY,
         )
     if key.expires_at is not None and key.expires_at <= time.time():
         raise GatewayError(
             401,
             f"Tollgate key {key.prefix}… expired. Ask your platform admin for a new key.",
+            key=key,
             **_NO_RETRY,
         )
     return key

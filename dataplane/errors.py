@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 # https://docs.anthropic.com/en/api/errors
@@ -38,8 +40,11 @@ class GatewayError(Exception):
         error_type: str | None = None,
         retry: bool | None = None,
         headers: tuple[tuple[bytes, bytes], ...] = (),
+        key: Any = None,
     ) -> None:
         super().__init__(message)
+        # The key that was refused (disabled, expired), so the attempt is logged against it.
+        self.key = key
         self.status = status
         self.message = message
         self.error_type = error_type or ANTHROPIC_ERROR_TYPES.get(status, "api_error")

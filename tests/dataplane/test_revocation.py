@@ -1,0 +1,49 @@
+"""A disabled key stops working on every data-plane worker within a second."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from rest_framework.test import APIClient
+
+from tests.conftest import GatewayProcess
+
+BODY = b'{"model":"claude-sonnet-4-6","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}'
+
+
+@pytest.fixture
+def two_workers(state_dir):
+    workers = [GatewayProcess(state_dir), GatewayProcess(state_dir)]
+    yield workers
+    for worker in workers:
+        worker.stop()
+
+
+def status(worker: GatewayProcess, secret: str) -> int:
+    return httpx.post(
+        f"{worker.url}/v1/messages", content=BODY,
+        headers={"x-api-key": secret, "content-type": "application/json"}, timeout=5,
+    ).status_code
+
+
+def test_it_revokes_a_key_on_every_worker_within_a_second(world, two_workers, publish, django_capture_on_commit_callbacks):
+    publish(*two_workers)
+    assert [status(w, world.secret) for w in two_workers] == [200, 200]
+
+    api = APIClient()
+    api.force_authenticate(world.alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/v1/keys/{world.key.id}/disable/")
+    disabled_at = time.monotonic()
+    assert response.status_code == 200, response.content
+
+    refused_after: dict[int, float] = {}
+    while len(refused_after) < 2 and time.monotonic() - disabled_at < 3:
+        for i, worker in enumerate(two_workers):
+            if i not in refused_after and status(worker, world.secret) == 401:
+                refused_after[i] = time.monotonic() - disabled_at
+        time.sleep(0.01)
+    assert sorted(refused_after) == [0, 1], f"still accepted by some worker: {refused_after}"
+    assert max(refused_after.values()) < 1.0, refused_after
