@@ -14,6 +14,9 @@ DEFAULT_PRICES: dict[str, tuple[str, str, str, str]] = {
     "claude-mythos-5-1": ("10", "50", "12.50", "0.25"),
     "claude-fable-5": ("10", "50", "12.50", "1"),
     "claude-mythos-5": ("10", "50", "12.50", "1"),
+    # Opus 5.5 (Claude Code's default tier in 2.1.x) at the Opus 5 rate: the
+    # published table in hand predates it. Verify against the pricing page.
+    "claude-opus-5-5": ("5", "25", "6.25", "0.50"),
     "claude-opus-5": ("5", "25", "6.25", "0.50"),
     "claude-opus-4-8": ("5", "25", "6.25", "0.50"),
     "claude-opus-4-7": ("5", "25", "6.25", "0.50"),

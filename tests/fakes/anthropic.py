@@ -219,9 +219,10 @@ class FakeAnthropic:
 
     def _plan(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """The content blocks of the answer, decided by the conversation."""
-        messages = body.get("messages") or []
-        last = messages[-1] if messages else {}
-        content = last.get("content") if isinstance(last, dict) else None
+        # Claude Code also sends role "system" messages inside ``messages``;
+        # the conversation's turn is the last *user* message.
+        users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+        content = users[-1].get("content") if users else None
         blocks: list[dict[str, Any]] = []
         thinking = body.get("thinking")
         if isinstance(thinking, dict) and thinking.get("type") == "enabled":

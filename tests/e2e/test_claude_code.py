@@ -1,0 +1,70 @@
+"""The real Claude Code CLI, headless, pointed at the gateway with two variables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLAUDE = ROOT / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"
+
+
+def run_claude(gateway, secret: str, prompt: str, tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    assert CLAUDE.exists(), f"Claude Code CLI missing at {CLAUDE}: run `make test`, which installs it"
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir(exist_ok=True)
+    work.mkdir(exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "ANTHROPIC_BASE_URL": f"{gateway.url}/anthropic",
+        "ANTHROPIC_AUTH_TOKEN": secret,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    }
+    return subprocess.run(
+        [str(CLAUDE), "-p", prompt, "--output-format", "json", *args],
+        cwd=work, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def result_of(proc: subprocess.CompletedProcess[str]) -> dict:
+    assert proc.stdout.strip(), f"no output; stderr: {proc.stderr[-2000:]}"
+    return orjson.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_it_answers_a_plain_prompt(gateway, world, ledger, anthropic_upstream, tmp_path):
+    proc = run_claude(gateway, world.secret, "Say hello", tmp_path)
+    result = result_of(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert result["is_error"] is False
+    assert "Hello from the fake Anthropic API" in result["result"]
+    calls = anthropic_upstream.messages_received()
+    assert calls and all(c.headers["x-api-key"] == anthropic_upstream.api_key for c in calls)
+    rows = ledger(len(calls), key_prefix=world.key.prefix, endpoint="messages")
+    assert len(rows) == len(calls)
+    assert all(r.status == 200 and r.input_tokens > 0 and r.output_tokens > 0 for r in rows)
+    assert all(r.cost_usd > 0 and not r.unpriced for r in rows), [(r.model_requested, r.cost_usd) for r in rows]
+    assert all(r.session_id for r in rows)
+
+
+def test_it_runs_a_bash_tool_turn(gateway, world, ledger, anthropic_upstream, tmp_path):
+    proc = run_claude(
+        gateway, world.secret, "Please [[bash: echo tollgate-bash-$((40+2))]] and tell me what it printed.",
+        tmp_path, "--allowedTools", "Bash",
+    )
+    result = result_of(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert "The tool said:" in result["result"]
+    assert "tollgate-bash-42" in result["result"]
+    rows = ledger(2, key_prefix=world.key.prefix, endpoint="messages")
+    assert len(rows) >= 2
+    assert all(r.cost_usd > 0 for r in rows)
