@@ -1,0 +1,67 @@
+"""Reads of governance state, shaped so a page of results costs a fixed number of queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+
+from governance.models import Membership, ModelPrice, Organization, Provider, Team, VirtualKey
+
+User = get_user_model()
+
+
+def organization_list(*, user: Any) -> QuerySet[Organization]:
+    """Organizations the user belongs to (all of them for a platform admin), with their role as ``role``."""
+    role = Membership.objects.filter(organization=OuterRef("pk"), user=user).values("role")[:1]
+    orgs = Organization.objects.annotate(role=Subquery(role))
+    if not user.is_superuser:
+        orgs = orgs.filter(memberships__user=user)
+    return orgs.order_by("name", "id")
+
+
+def team_list(*, organization: Organization) -> QuerySet[Team]:
+    return (
+        Team.objects.filter(organization=organization)
+        .select_related("organization")
+        .order_by("name", "id")
+    )
+
+
+def user_list(*, user: Any) -> QuerySet[Any]:
+    """Users sharing an organization with ``user`` (everyone for a platform admin).
+
+    Each carries ``visible_memberships``: only their memberships in
+    organizations the requester can see, so one org's roster does not reveal
+    another's.
+    """
+    memberships = Membership.objects.select_related("organization", "team").order_by(
+        "organization__slug"
+    )
+    users = User.objects.all()
+    if not user.is_superuser:
+        org_ids = Membership.objects.filter(user=user).values("organization_id")
+        users = users.filter(memberships__organization_id__in=org_ids).distinct()
+        memberships = memberships.filter(organization_id__in=org_ids)
+    return users.prefetch_related(
+        Prefetch("memberships", queryset=memberships, to_attr="visible_memberships")
+    ).order_by("username")
+
+
+def key_list(*, organization: Organization, owner: Any | None = None) -> QuerySet[VirtualKey]:
+    """Keys of ``organization``; only ``owner``'s when given."""
+    keys = VirtualKey.objects.filter(organization=organization).select_related(
+        "organization", "team", "user", "created_by"
+    )
+    if owner is not None:
+        keys = keys.filter(user=owner)
+    return keys.order_by("-created_at", "-id")
+
+
+def provider_list() -> QuerySet[Provider]:
+    return Provider.objects.order_by("name")
+
+
+def price_list() -> QuerySet[ModelPrice]:
+    return ModelPrice.objects.order_by("model")
