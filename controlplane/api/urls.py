@@ -1,7 +1,33 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
+
+from controlplane.api.auth import TokenCreateApi
+from controlplane.api.keys import KeyDisableApi, KeyEnableApi, KeysApi
+from controlplane.api.organizations import OrganizationsApi
+from controlplane.api.prices import PricesApi, PriceSetApi
+from controlplane.api.providers import ProvidersApi
+from controlplane.api.teams import TeamsApi
+from controlplane.api.users import UsersApi
+
+# drf-spectacular serves its views to anyone by default; the API's shape is for signed-in users.
+SIGNED_IN = {"permission_classes": [IsAuthenticated]}
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("schema/swagger/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-swagger"),
+    path("schema/", SpectacularAPIView.as_view(**SIGNED_IN), name="api-schema"),
+    path(
+        "schema/swagger/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", **SIGNED_IN),
+        name="api-swagger",
+    ),
+    path("auth/token/", TokenCreateApi.as_view(), name="api-token"),
+    path("organizations/", OrganizationsApi.as_view(), name="api-organizations"),
+    path("organizations/<slug:slug>/teams/", TeamsApi.as_view(), name="api-teams"),
+    path("organizations/<slug:slug>/keys/", KeysApi.as_view(), name="api-keys"),
+    path("keys/<int:key_id>/disable/", KeyDisableApi.as_view(), name="api-key-disable"),
+    path("keys/<int:key_id>/enable/", KeyEnableApi.as_view(), name="api-key-enable"),
+    path("users/", UsersApi.as_view(), name="api-users"),
+    path("providers/", ProvidersApi.as_view(), name="api-providers"),
+    path("prices/", PricesApi.as_view(), name="api-prices"),
+    path("prices/<path:model>/", PriceSetApi.as_view(), name="api-price-set"),
 ]

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.api.pagination import paginated_response
+from governance import access, selectors, services
+from governance.models import KeyStatus, VirtualKey
+
+
+class KeyOutputSerializer(serializers.Serializer):
+    """A key as lists show it: the prefix identifies it; the secret and digest never leave."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    status = serializers.ChoiceField(choices=KeyStatus.choices)
+    organization = serializers.SlugField(source="organization.slug")
+    team = serializers.SlugField(source="team.slug", allow_null=True, default=None)
+    user = serializers.CharField(source="user.username", allow_null=True, default=None)
+    allowed_models = serializers.ListField(child=serializers.CharField())
+    expires_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+
+    class Meta:
+        ref_name = "VirtualKey"
+
+
+class KeyCreatedSerializer(KeyOutputSerializer):
+    secret = serializers.SerializerMethodField(
+        help_text="Shown this once; Tollgate keeps only a digest."
+    )
+
+    class Meta:
+        ref_name = "VirtualKeyCreated"
+
+    def get_secret(self, key: VirtualKey) -> str:
+        return str(self.context["secret"])
+
+
+class KeysApi(APIView):
+    pagination_class = LimitOffsetPagination
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        team = serializers.SlugField(required=False, default=None)
+        user = serializers.CharField(
+            required=False,
+            default=None,
+            max_length=150,
+            help_text="Username of the member who holds the key; a developer's keys are always their own.",
+        )
+        allowed_models = serializers.ListField(
+            child=serializers.CharField(max_length=200),
+            required=False,
+            default=list,
+            help_text='Glob patterns such as "claude-sonnet-*"; empty allows every model.',
+        )
+        expires_at = serializers.DateTimeField(required=False, default=None)
+
+        class Meta:
+            ref_name = "VirtualKeyCreate"
+
+    @extend_schema(responses=KeyOutputSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        org = access.organization_access(user=request.user, slug=slug)
+        owner = None if org.sees_every_key else request.user
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.key_list(organization=org.organization, owner=owner),
+            serializer_class=KeyOutputSerializer,
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: KeyCreatedSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        org = access.organization_access(user=request.user, slug=slug)
+        owner = access.key_owner_for_create(access=org, username=values["user"])
+        team = access.team_in(access=org, slug=values["team"]) if values["team"] else None
+        key, secret = services.key_create(
+            actor=request.user,
+            organization=org.organization,
+            name=values["name"],
+            team=team,
+            user=owner,
+            allowed_models=values["allowed_models"],
+            expires_at=values["expires_at"],
+        )
+        body = KeyCreatedSerializer(key, context={"secret": secret}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class KeyDisableApi(APIView):
+    @extend_schema(request=None, responses=KeyOutputSerializer)
+    def post(self, request: Request, key_id: int) -> Response:
+        key = access.key_for_change(user=request.user, key_id=key_id)
+        key = services.key_disable(actor=request.user, key=key)
+        return Response(KeyOutputSerializer(key).data)
+
+
+class KeyEnableApi(APIView):
+    @extend_schema(request=None, responses=KeyOutputSerializer)
+    def post(self, request: Request, key_id: int) -> Response:
+        key = access.key_for_change(user=request.user, key_id=key_id)
+        key = services.key_enable(actor=request.user, key=key)
+        return Response(KeyOutputSerializer(key).data)

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.api.pagination import paginated_response
+from governance import access, selectors, services
+from governance.models import Provider, ProviderKind
+
+
+class ProvidersApi(APIView):
+    pagination_class = LimitOffsetPagination
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+        kind = serializers.ChoiceField(choices=ProviderKind.choices)
+        base_url = serializers.URLField(max_length=500)
+        credential = serializers.CharField(write_only=True, style={"input_type": "password"})
+        is_active = serializers.BooleanField(default=True)
+
+        class Meta:
+            ref_name = "ProviderCreate"
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        kind = serializers.ChoiceField(choices=ProviderKind.choices)
+        base_url = serializers.URLField()
+        is_active = serializers.BooleanField()
+        # The credential is write-only: the API says whether one is set, never what it is.
+        has_credential = serializers.SerializerMethodField()
+        created_at = serializers.DateTimeField()
+
+        class Meta:
+            ref_name = "Provider"
+
+        def get_has_credential(self, provider: Provider) -> bool:
+            return bool(provider.credential_sealed)
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        access.platform_admin_require(user=request.user)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.provider_list(),
+            serializer_class=self.OutputSerializer,
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        access.platform_admin_require(user=request.user)
+        provider = services.provider_create(actor=request.user, **data.validated_data)
+        return Response(self.OutputSerializer(provider).data, status=status.HTTP_201_CREATED)
