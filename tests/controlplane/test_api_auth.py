@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.controlplane.conftest import PASSWORD
+
+ROUTES = [
+    ("get", "/api/v1/organizations/"),
+    ("post", "/api/v1/organizations/"),
+    ("get", "/api/v1/organizations/acme/teams/"),
+    ("post", "/api/v1/organizations/acme/teams/"),
+    ("get", "/api/v1/organizations/acme/keys/"),
+    ("post", "/api/v1/organizations/acme/keys/"),
+    ("post", "/api/v1/keys/1/disable/"),
+    ("post", "/api/v1/keys/1/enable/"),
+    ("get", "/api/v1/users/"),
+    ("post", "/api/v1/users/"),
+    ("get", "/api/v1/providers/"),
+    ("post", "/api/v1/providers/"),
+    ("get", "/api/v1/prices/"),
+    ("put", "/api/v1/prices/claude-sonnet-4-5/"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "url"), ROUTES)
+def test_it_requires_credentials(anonymous: APIClient, method: str, url: str) -> None:
+    response = getattr(anonymous, method)(url, {}, format="json")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.django_db
+def test_it_rejects_a_made_up_token(anonymous: APIClient) -> None:
+    anonymous.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    assert anonymous.get("/api/v1/organizations/").status_code == 401
+
+
+def test_it_issues_a_token_that_authenticates(anonymous: APIClient, bob) -> None:
+    response = anonymous.post(
+        "/api/v1/auth/token/", {"username": "bob", "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 200
+    token = response.json()["token"]
+
+    again = anonymous.post(
+        "/api/v1/auth/token/", {"username": "bob", "password": PASSWORD}, format="json"
+    )
+    assert again.json()["token"] == token
+
+    anonymous.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    orgs = anonymous.get("/api/v1/organizations/").json()["results"]
+    assert [o["slug"] for o in orgs] == ["acme"]
+
+
+def test_it_refuses_a_token_for_a_wrong_password(anonymous: APIClient, bob) -> None:
+    response = anonymous.post(
+        "/api/v1/auth/token/", {"username": "bob", "password": "not it"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "token" not in response.json()
+
+
+def test_it_refuses_a_token_for_an_inactive_user(anonymous: APIClient, bob) -> None:
+    bob.is_active = False
+    bob.save()
+    response = anonymous.post(
+        "/api/v1/auth/token/", {"username": "bob", "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 400
