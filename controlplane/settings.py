@@ -98,6 +98,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -170,6 +171,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+# Without collectstatic (the embedded default), serve straight from the apps.
+WHITENOISE_USE_FINDERS = DEBUG
 
 LOGIN_URL = "/admin/login/"
 
@@ -208,5 +211,6 @@ GATEWAY_UPSTREAM_CONNECT_TIMEOUT = env_float("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT"
 GATEWAY_UPSTREAM_READ_TIMEOUT = env_float("TOLLGATE_UPSTREAM_READ_TIMEOUT", 600.0)
 GATEWAY_EVENT_FLUSH_SECONDS = env_float("TOLLGATE_EVENT_FLUSH_SECONDS", 0.05)
 GATEWAY_PUBLIC_URL = env("TOLLGATE_GATEWAY_URL", "http://127.0.0.1:8080")
+CONTROL_PLANE_PUBLIC_URL = env("TOLLGATE_CONTROL_PLANE_URL", "http://127.0.0.1:8000")
 SNAPSHOT_FILE = DATA_DIR / "snapshot.json"
 SPOOL_DIR = DATA_DIR / "spool"

@@ -301,3 +301,19 @@ def price_set(
     audit_record(actor=actor, action="price.set", target=price, before=before, after=_price_state(price))
     config_changed()
     return price
+
+
+@transaction.atomic
+def admin_bootstrap(*, username: str = "admin") -> tuple[Any, str] | None:
+    """Create the first platform admin on a fresh install; None if any admin exists.
+
+    The password is returned once, to be shown to whoever started the server.
+    """
+    if User.objects.filter(is_superuser=True).exists():
+        return None
+    import secrets
+
+    password = secrets.token_urlsafe(15)
+    user = User.objects.create_superuser(username=username, email="", password=password)
+    audit_record(actor="system", action="user.bootstrap_admin", target=user, after={"username": username})
+    return user, password

@@ -1,0 +1,35 @@
+# The two commands a newcomer runs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CLAUDE_CODE_VERSION := 2.1.330
+CLAUDE := .cache/claude-code/node_modules/.bin/claude
+
+.PHONY: run test bench install lint
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The real Claude Code CLI for the end-to-end tests, cached outside the venv.
+$(CLAUDE):
+	mkdir -p .cache/claude-code
+	npm install --no-audit --no-fund --prefix .cache/claude-code @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput -v 0
+	$(BIN)/python manage.py serve
+
+test: $(STAMP) $(CLAUDE)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check controlplane governance audit ledger dataplane tests bench

@@ -1,0 +1,114 @@
+"""``make run``: the whole gateway in one terminal on the embedded default.
+
+Starts the control plane (daphne), the data plane (uvicorn) and the log writer
+as child processes with the same commands deploy/compose.yaml uses, prints how
+to sign in and how to point Claude Code at the gateway, and stops them all on
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from governance.services import admin_bootstrap
+from governance.snapshot import snapshot_publish
+
+
+class Command(BaseCommand):
+    help = "Run control plane, data plane and log writer together (embedded default)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("TOLLGATE_BIND", "127.0.0.1"))
+        parser.add_argument("--control-port", type=int, default=int(os.environ.get("TOLLGATE_CONTROL_PORT", "8000")))
+        parser.add_argument("--data-port", type=int, default=int(os.environ.get("TOLLGATE_DATA_PORT", "8080")))
+        parser.add_argument("--data-workers", type=int, default=int(os.environ.get("TOLLGATE_DATA_WORKERS", "1")))
+
+    def handle(self, *args, host, control_port, data_port, data_workers, **options):
+        created = admin_bootstrap()
+        snapshot_publish()
+        python = sys.executable
+        commands = {
+            "control plane": [python, "-m", "daphne", "-b", host, "-p", str(control_port), "controlplane.asgi:application"],
+            "data plane": [
+                python, "-m", "uvicorn", "dataplane.asgi:application", "--host", host, "--port", str(data_port),
+                "--workers", str(data_workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                "--timeout-graceful-shutdown", "30",
+            ],
+            "log writer": [python, "manage.py", "run_ledger_writer"],
+        }
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        for name, cmd in commands.items():
+            # Children ignore the terminal's Ctrl-C; this process stops them in order.
+            children[name] = subprocess.Popen(cmd, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        self._banner(created, host, control_port, data_port)
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"{name} exited with status {child.returncode}; stopping everything.")
+                    exit_code = 1
+                    stopping = True
+                    break
+            time.sleep(0.2)
+        self.stdout.write("\nStopping Tollgate…")
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 30
+        for name, child in children.items():
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop in time; killing it.")
+                child.kill()
+        self.stdout.write("Stopped.")
+        sys.exit(exit_code)
+
+    def _banner(self, created, host, control_port, data_port) -> None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        control = os.environ.get("TOLLGATE_CONTROL_PLANE_URL") or f"http://{shown}:{control_port}"
+        gateway = os.environ.get("TOLLGATE_GATEWAY_URL") or f"http://{shown}:{data_port}"
+        database = urlparse(settings.DATABASE_URL).scheme or "sqlite"
+        lines = [
+            "",
+            "Tollgate is running.",
+            f"  control plane  {control}/admin/   (REST API: {control}/api/v1/)",
+            f"  data plane     {gateway}",
+            f"  state          {database}, {'Redis' if settings.REDIS_URL else 'in-process counters, no Redis'}; data in {settings.DATA_DIR}",
+            "",
+        ]
+        if created:
+            user, password = created
+            lines += [
+                "First start: an admin account was created. Its password is shown only this once:",
+                f"  username  {user.get_username()}",
+                f"  password  {password}",
+                "",
+            ]
+        lines += [
+            "Point Claude Code at the gateway (a virtual key comes from the admin UI or the API; see README.md):",
+            f"  export ANTHROPIC_BASE_URL={gateway}/anthropic",
+            "  export ANTHROPIC_AUTH_TOKEN=tg-…   # your Tollgate virtual key",
+            "  claude",
+            "",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()

@@ -1,0 +1,285 @@
+"""The Django admin over governance: every write goes through governance.services.
+
+The admin's own save would skip the audit row and the snapshot publish, so
+each ``save_model`` hands the form's values to the service instead. What has
+no service (renaming, deleting) is read-only here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from governance import services
+from governance.models import (
+    Membership,
+    ModelPrice,
+    Organization,
+    Provider,
+    Team,
+    VirtualKey,
+)
+
+
+def _adopt(obj: Model, saved: Model) -> None:
+    # The admin goes on to log and redirect using the object it passed to
+    # save_model, so that object must become the row the service wrote.
+    obj.__dict__.update(saved.__dict__)
+
+
+class ServiceWrittenAdmin(admin.ModelAdmin):
+    """Created through a service; no service renames or deletes, so neither does the admin."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Without an object this guards the change list and its actions, which stay usable.
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Organization)
+class OrganizationAdmin(ServiceWrittenAdmin):
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")
+    fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        _adopt(obj, services.organization_create(actor=request.user, name=obj.name, slug=obj.slug))
+
+
+@admin.register(Team)
+class TeamAdmin(ServiceWrittenAdmin):
+    list_display = ("name", "slug", "organization", "created_at")
+    list_filter = ("organization",)
+    list_select_related = ("organization",)
+    search_fields = ("name", "slug", "organization__slug")
+    fields = ("organization", "name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+        team = services.team_create(
+            actor=request.user, organization=obj.organization, name=obj.name, slug=obj.slug
+        )
+        _adopt(obj, team)
+
+
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ("user", "organization", "role", "team")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        org = data.get("organization") or self.instance.organization
+        team = data.get("team")
+        if team is not None and team.organization_id != org.pk:
+            self.add_error("team", "The team belongs to another organization.")
+        return data
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    form = MembershipForm
+    list_display = ("user", "organization", "role", "team", "created_at")
+    list_filter = ("role", "organization")
+    list_select_related = ("user", "organization", "team__organization")
+    search_fields = ("user__username", "organization__slug")
+    raw_id_fields = ("user",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # Moving a membership to another user or organization is a different membership.
+        return ("user", "organization") if obj else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        membership = services.membership_set(
+            actor=request.user,
+            user=obj.user,
+            organization=obj.organization,
+            role=obj.role,
+            team=obj.team,
+        )
+        _adopt(obj, membership)
+
+
+class ProviderForm(forms.ModelForm):
+    # Write-only: the form never renders the stored credential, sealed or not.
+    credential = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted. Leave empty to keep the current credential.",
+    )
+
+    class Meta:
+        model = Provider
+        fields = ("name", "kind", "base_url", "is_active")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            self.fields["credential"].required = True
+            self.fields["credential"].help_text = "Stored encrypted; never shown again."
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
+    list_display = ("name", "kind", "base_url", "is_active", "has_credential", "created_at")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name", "base_url")
+    fields = ("name", "kind", "base_url", "is_active", "credential")
+
+    @admin.display(boolean=True, description="credential")
+    def has_credential(self, obj: Provider) -> bool:
+        return bool(obj.credential_sealed)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("name", "kind") if obj else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Provider, form: Any, change: bool) -> None:
+        credential = form.cleaned_data.get("credential") or None
+        if change:
+            # The form has already changed obj in memory; the service must see the stored row
+            # to record a true "before".
+            provider = services.provider_update(
+                actor=request.user,
+                provider=Provider.objects.get(pk=obj.pk),
+                base_url=obj.base_url,
+                is_active=obj.is_active,
+                credential=credential,
+            )
+        else:
+            provider = services.provider_create(
+                actor=request.user,
+                name=obj.name,
+                kind=obj.kind,
+                base_url=obj.base_url,
+                credential=credential or "",
+                is_active=obj.is_active,
+            )
+        _adopt(obj, provider)
+
+
+class VirtualKeyForm(forms.ModelForm):
+    allowed_models = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='One glob pattern per line, such as "claude-sonnet-*". Empty allows every model.',
+    )
+
+    class Meta:
+        model = VirtualKey
+        fields = ("organization", "name", "team", "user", "allowed_models", "expires_at")
+
+    def clean_allowed_models(self) -> list[str]:
+        raw = self.cleaned_data.get("allowed_models") or ""
+        return [line.strip() for line in raw.splitlines() if line.strip()]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        org, team, user = data.get("organization"), data.get("team"), data.get("user")
+        if org is not None and team is not None and team.organization_id != org.pk:
+            self.add_error("team", "The team belongs to another organization.")
+        if org is not None and user is not None and not user.memberships.filter(organization=org).exists():
+            self.add_error("user", f"{user} is not a member of {org.slug}.")
+        expires_at = data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            self.add_error("expires_at", "The expiry must be in the future.")
+        return data
+
+
+@admin.register(VirtualKey)
+class VirtualKeyAdmin(ServiceWrittenAdmin):
+    form = VirtualKeyForm
+    list_display = ("name", "prefix", "status", "organization", "team", "user", "expires_at", "created_at")
+    list_filter = ("status", "organization")
+    list_select_related = ("organization", "team__organization", "user")
+    search_fields = ("name", "prefix", "user__username")
+    raw_id_fields = ("user",)
+    exclude = ("digest",)
+    actions = ("disable_keys", "enable_keys")
+
+    def save_model(self, request: HttpRequest, obj: VirtualKey, form: Any, change: bool) -> None:
+        key, secret = services.key_create(
+            actor=request.user,
+            organization=obj.organization,
+            name=obj.name,
+            team=obj.team,
+            user=obj.user,
+            allowed_models=list(obj.allowed_models),
+            expires_at=obj.expires_at,
+        )
+        _adopt(obj, key)
+        messages.success(
+            request, f"The secret of {key.name}, shown only now, is: {secret}"
+        )
+
+    @admin.action(description="Disable selected keys", permissions=["change"])
+    def disable_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
+        for key in queryset:
+            services.key_disable(actor=request.user, key=key)
+        self.message_user(request, f"Disabled {len(queryset)} key(s).", messages.SUCCESS)
+
+    @admin.action(description="Enable selected keys", permissions=["change"])
+    def enable_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
+        for key in queryset:
+            services.key_enable(actor=request.user, key=key)
+        self.message_user(request, f"Enabled {len(queryset)} key(s).", messages.SUCCESS)
+
+
+class ModelPriceForm(forms.ModelForm):
+    class Meta:
+        model = ModelPrice
+        fields = ("model", "input_per_mtok", "output_per_mtok", "cache_write_per_mtok", "cache_read_per_mtok")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name in self.Meta.fields[1:]:
+            value = data.get(name)
+            if value is not None and value < 0:
+                self.add_error(name, "Prices cannot be negative.")
+        return data
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    form = ModelPriceForm
+    list_display = (
+        "model",
+        "input_per_mtok",
+        "output_per_mtok",
+        "cache_write_per_mtok",
+        "cache_read_per_mtok",
+        "updated_at",
+    )
+    search_fields = ("model",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("model",) if obj else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ModelPrice, form: Any, change: bool) -> None:
+        price = services.price_set(
+            actor=request.user,
+            model=obj.model,
+            input_per_mtok=obj.input_per_mtok,
+            output_per_mtok=obj.output_per_mtok,
+            cache_write_per_mtok=obj.cache_write_per_mtok,
+            cache_read_per_mtok=obj.cache_read_per_mtok,
+        )
+        _adopt(obj, price)
