@@ -32,6 +32,14 @@ def _adopt(obj: Model, saved: Model) -> None:
     obj.__dict__.update(saved.__dict__)
 
 
+class TeamChoicesMixin:
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # A team's label names its organization; join it rather than query per option.
+        if db_field.name == "team":
+            kwargs["queryset"] = Team.objects.select_related("organization")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+
 class ServiceWrittenAdmin(admin.ModelAdmin):
     """Created through a service; no service renames or deletes, so neither does the admin."""
 
@@ -85,7 +93,7 @@ class MembershipForm(forms.ModelForm):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(TeamChoicesMixin, admin.ModelAdmin):
     form = MembershipForm
     list_display = ("user", "organization", "role", "team", "created_at")
     list_filter = ("role", "organization")
@@ -193,7 +201,11 @@ class VirtualKeyForm(forms.ModelForm):
         org, team, user = data.get("organization"), data.get("team"), data.get("user")
         if org is not None and team is not None and team.organization_id != org.pk:
             self.add_error("team", "The team belongs to another organization.")
-        if org is not None and user is not None and not user.memberships.filter(organization=org).exists():
+        if (
+            org is not None
+            and user is not None
+            and not user.memberships.filter(organization=org).exists()
+        ):
             self.add_error("user", f"{user} is not a member of {org.slug}.")
         expires_at = data.get("expires_at")
         if expires_at is not None and expires_at <= timezone.now():
@@ -202,15 +214,27 @@ class VirtualKeyForm(forms.ModelForm):
 
 
 @admin.register(VirtualKey)
-class VirtualKeyAdmin(ServiceWrittenAdmin):
+class VirtualKeyAdmin(TeamChoicesMixin, ServiceWrittenAdmin):
     form = VirtualKeyForm
-    list_display = ("name", "prefix", "status", "organization", "team", "user", "expires_at", "created_at")
+    list_display = (
+        "name",
+        "prefix",
+        "status",
+        "organization",
+        "team",
+        "user",
+        "expires_at",
+        "created_at",
+    )
     list_filter = ("status", "organization")
     list_select_related = ("organization", "team__organization", "user")
     search_fields = ("name", "prefix", "user__username")
     raw_id_fields = ("user",)
-    exclude = ("digest",)
     actions = ("disable_keys", "enable_keys")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The digest is never shown; the rest of a saved key is read-only here.
+        return ("prefix", "status", "created_by", "created_at") if obj else ()
 
     def save_model(self, request: HttpRequest, obj: VirtualKey, form: Any, change: bool) -> None:
         key, secret = services.key_create(
@@ -223,9 +247,7 @@ class VirtualKeyAdmin(ServiceWrittenAdmin):
             expires_at=obj.expires_at,
         )
         _adopt(obj, key)
-        messages.success(
-            request, f"The secret of {key.name}, shown only now, is: {secret}"
-        )
+        messages.success(request, f"The secret of {key.name}, shown only now, is: {secret}")
 
     @admin.action(description="Disable selected keys", permissions=["change"])
     def disable_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
@@ -243,7 +265,13 @@ class VirtualKeyAdmin(ServiceWrittenAdmin):
 class ModelPriceForm(forms.ModelForm):
     class Meta:
         model = ModelPrice
-        fields = ("model", "input_per_mtok", "output_per_mtok", "cache_write_per_mtok", "cache_read_per_mtok")
+        fields = (
+            "model",
+            "input_per_mtok",
+            "output_per_mtok",
+            "cache_write_per_mtok",
+            "cache_read_per_mtok",
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
