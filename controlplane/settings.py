@@ -170,11 +170,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "static"
-# Without collectstatic (the embedded default), serve straight from the apps.
-WHITENOISE_USE_FINDERS = DEBUG
+# collectstatic's target (the container image sets it); without one, the
+# embedded default serves static files straight from the apps.
+STATIC_ROOT = env("TOLLGATE_STATIC_ROOT") or None
+WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 
 LOGIN_URL = "/admin/login/"
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
