@@ -8,7 +8,7 @@ import httpx
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conftest import GatewayProcess
+from tests.conftest import REDIS, GatewayProcess
 
 BODY = b'{"model":"claude-sonnet-4-6","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}'
 
@@ -48,3 +48,17 @@ def test_it_revokes_a_key_on_every_worker_within_a_second(world, two_workers, pu
         time.sleep(0.01)
     assert sorted(refused_after) == [0, 1], f"still accepted by some worker: {refused_after}"
     assert max(refused_after.values()) < 1.0, refused_after
+
+
+@pytest.mark.skipif(not REDIS, reason="the change notice travels over the Redis channel layer; the embedded default has only polling")
+def test_it_reloads_on_the_change_notice_before_the_next_poll(world, state_dir):
+    from governance.snapshot import snapshot_publish
+
+    # Polling every 30 s: only the channel-layer notice can bring the change in time.
+    worker = GatewayProcess(state_dir, TOLLGATE_SNAPSHOT_POLL_SECONDS="30")
+    try:
+        time.sleep(0.5)  # let the worker join the notice group
+        version = snapshot_publish()
+        worker.wait_version(version, timeout=2)
+    finally:
+        worker.stop()
