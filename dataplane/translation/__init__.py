@@ -1,0 +1,33 @@
+"""Anthropic Messages API <-> OpenAI Chat Completions API translation.
+
+Pure and synchronous: dicts and bytes in, dicts and bytes out. See
+``anthropic_to_openai`` (Anthropic client, OpenAI-compatible model) and
+``openai_to_anthropic`` (OpenAI client, Claude model).
+"""
+
+from __future__ import annotations
+
+from dataplane.translation.anthropic_to_openai import (
+    OpenAIToAnthropicStream,
+    anthropic_request_to_openai,
+    openai_response_to_anthropic,
+)
+from dataplane.translation.common import TOOL_ERROR_PREFIX, Usage
+from dataplane.translation.openai_to_anthropic import (
+    AnthropicToOpenAIStream,
+    anthropic_response_to_openai,
+    openai_request_to_anthropic,
+)
+from dataplane.translation.sse import SSEParser
+
+__all__ = [
+    "TOOL_ERROR_PREFIX",
+    "AnthropicToOpenAIStream",
+    "OpenAIToAnthropicStream",
+    "SSEParser",
+    "Usage",
+    "anthropic_request_to_openai",
+    "anthropic_response_to_openai",
+    "openai_request_to_anthropic",
+    "openai_response_to_anthropic",
+]
