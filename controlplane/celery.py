@@ -10,10 +10,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("tollgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["governance"])
+app.autodiscover_tasks(["governance", "ledger"])
 
 app.conf.beat_schedule = {
     # A safety net under the on-commit publish: a Redis restart or a lost
     # publish heals within a minute without anyone touching the configuration.
     "snapshot-republish": {"task": "governance.tasks.snapshot_republish", "schedule": 60.0},
+    # Budget counters to PostgreSQL, one of the two sources a lost counter is rebuilt from.
+    "budget-spend-persist": {"task": "governance.tasks.budget_spend_persist", "schedule": 30.0},
+    # Recomputing today and yesterday lets rows the log writer delivered late land.
+    "usage-rollup": {"task": "ledger.tasks.rollup_recent_days", "schedule": 300.0},
 }

@@ -44,3 +44,66 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model_requested} {self.status}"
+
+
+class DailyUsage(models.Model):
+    """Spend per UTC day × organization × team × user × key × model, recomputed from RequestLog.
+
+    A derived table: ``ledger.services.usage_rollup`` rewrites a whole day at
+    a time, so it can always be rebuilt from the log. "None" is stored as 0 in
+    the id columns: NULLs are distinct in a unique constraint on SQLite (and on
+    PostgreSQL before 15), and database ids start at 1.
+    """
+
+    day = models.DateField()
+    organization_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    user_id = models.BigIntegerField(default=0)
+    key_id = models.BigIntegerField(default=0)
+    # The served model, or the requested one when nothing was served.
+    model = models.CharField(max_length=200, blank=True, default="")
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
+    unpriced_requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "organization_id", "team_id", "user_id", "key_id", "model"],
+                name="daily_usage_one_row_per_group",
+            )
+        ]
+        indexes = [models.Index(fields=["organization_id", "day"], name="daily_usage_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} org {self.organization_id} {self.model}"
+
+
+class RollupState(models.Model):
+    """When each day was last rolled up, so reports know which days the roll-up covers."""
+
+    day = models.DateField(unique=True)
+    rolled_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.day} rolled at {self.rolled_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RollupCursor(models.Model):
+    """How far the late-row sweep has read the request log by id (a single row).
+
+    The writer stamps rows with the event's time, not the insert time, so a row
+    replayed hours later lands in a day already rolled up; ids, though, only grow.
+    """
+
+    # The highest id seen by the previous sweep and by the one before it. A
+    # sweep rescans from the older mark, so a writer transaction that took its
+    # ids before a sweep but committed after it is still seen by the next one.
+    seen_id = models.BigIntegerField(default=0)
+    rescan_from_id = models.BigIntegerField(default=0)
+    swept_at = models.DateTimeField(null=True)

@@ -1,0 +1,74 @@
+"""What the roll-up and the reports share: UTC days and the sums, written once so both count alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    Q,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, NullIf, Round
+
+# Costs are summed as integers of 1e-10 USD, the log's precision. SQLite keeps
+# decimals as binary floats and SUM()s them as floats, which drifts in the last
+# places over many rows; an integer SUM is exact on every backend.
+UNITS_PER_USD = 10**10
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants a day starts and ends (exclusive)."""
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def cost_units(field: str = "cost_usd") -> Sum:
+    scaled = ExpressionWrapper(
+        F(field) * Value(UNITS_PER_USD),
+        output_field=DecimalField(max_digits=30, decimal_places=10),
+    )
+    return Sum(Cast(Round(scaled), BigIntegerField()))
+
+
+def usd(units: Any) -> Decimal:
+    """Integer units back to dollars, exactly."""
+    return Decimal(int(units or 0)).scaleb(-10)
+
+
+def served_model() -> Coalesce:
+    return Coalesce(NullIf(F("model_served"), Value("")), F("model_requested"))
+
+
+IS_ERROR = Q(status__gte=400) | ~Q(error_type="")
+
+# Aggregates of RequestLog rows, named as DailyUsage's columns.
+LOG_METRICS = {
+    "requests": Count("id"),
+    "input_tokens": Sum("input_tokens"),
+    "output_tokens": Sum("output_tokens"),
+    "cache_read_tokens": Sum("cache_read_tokens"),
+    "cache_write_tokens": Sum("cache_write_tokens"),
+    "cost_units": cost_units(),
+    "unpriced_requests": Count("id", filter=Q(unpriced=True)),
+    "errors": Count("id", filter=IS_ERROR),
+}
+
+# The same aggregates over DailyUsage rows.
+ROLLUP_METRICS = {
+    "requests": Sum("requests"),
+    "input_tokens": Sum("input_tokens"),
+    "output_tokens": Sum("output_tokens"),
+    "cache_read_tokens": Sum("cache_read_tokens"),
+    "cache_write_tokens": Sum("cache_write_tokens"),
+    "cost_units": cost_units(),
+    "unpriced_requests": Sum("unpriced_requests"),
+    "errors": Sum("errors"),
+}
