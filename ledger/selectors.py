@@ -1,0 +1,235 @@
+"""Spend reports: whole days from the roll-up, the rest straight from the request log.
+
+A day is read from DailyUsage only once it is settled: rolled up at least
+SETTLE_AFTER past its end, when the log writer has long caught up with it.
+Today, yesterday until then, and any day never rolled up (no Celery beat on
+the embedded default) are summed from RequestLog, so a report always covers
+every row logged so far. Rows replayed even later (a writer down for hours)
+reach the roll-up at the next sweep, within two beat intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Max, Min, Q, QuerySet
+from django.db.models.functions import TruncDate
+
+from governance.models import Organization, Team, VirtualKey
+from ledger.aggregates import LOG_METRICS, ROLLUP_METRICS, day_bounds, served_model, usd
+from ledger.models import DailyUsage, RequestLog, RollupState
+
+SETTLE_AFTER = timedelta(minutes=15)
+
+GROUP_BY = ("organization", "team", "user", "key", "model", "day", "session")
+
+# The database columns each grouping sums over.
+_GROUP_FIELDS = {
+    "organization": ("organization_id",),
+    "team": ("organization_id", "team_id"),
+    "user": ("organization_id", "user_id"),
+    "key": ("organization_id", "key_id"),
+    "model": ("model",),
+    "day": ("day",),
+    "session": ("session_id", "organization_id", "user_id", "key_id"),
+}
+
+# The columns a report row shows for each grouping, before the metrics.
+GROUP_COLUMNS = {
+    "organization": ("organization_id", "organization", "organization_name"),
+    "team": ("organization_id", "organization", "team_id", "team", "team_name"),
+    "user": ("organization_id", "organization", "user_id", "username"),
+    "key": ("organization_id", "organization", "key_id", "key_prefix", "key_name"),
+    "model": ("model",),
+    "day": ("day",),
+    "session": (
+        "session_id",
+        "organization_id",
+        "organization",
+        "user_id",
+        "username",
+        "key_id",
+        "key_prefix",
+        "first_seen",
+        "last_seen",
+    ),
+}
+
+METRIC_COLUMNS = (
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "unpriced_requests",
+    "errors",
+)
+_COUNTS = tuple(c for c in METRIC_COLUMNS if c != "cost_usd")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportScope:
+    """Whose spend a reader may see.
+
+    ``organization_ids`` None means every organization (a platform admin);
+    in ``own_organization_ids`` only ``user_id``'s own requests count.
+    """
+
+    organization_ids: frozenset[int] | None
+    own_organization_ids: frozenset[int] = frozenset()
+    user_id: int | None = None
+
+    def q(self) -> Q:
+        if self.organization_ids is None:
+            return Q()
+        whole = Q(organization_id__in=self.organization_ids)
+        if self.own_organization_ids and self.user_id is not None:
+            return whole | Q(organization_id__in=self.own_organization_ids, user_id=self.user_id)
+        return whole
+
+
+@dataclass(slots=True)
+class CostReport:
+    group_by: str
+    start: date
+    end: date
+    columns: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    totals: dict[str, Any] = field(default_factory=dict)
+
+
+def cost_report(*, scope: ReportScope, group_by: str, start: date, end: date) -> CostReport:
+    """Spend from ``start`` to ``end`` (inclusive UTC days) grouped by ``group_by``."""
+    if group_by not in GROUP_BY:
+        raise ValueError(f"unknown grouping {group_by!r}")
+    keys = _GROUP_FIELDS[group_by]
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    # Sessions are not in the roll-up, so a session report reads only the log.
+    settled = set() if group_by == "session" else _settled_days(days)
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    if settled:
+        _merge(merged, keys, _rollup_groups(scope, keys, settled))
+    live = [d for d in days if d not in settled]
+    if live:
+        _merge(merged, keys, _log_groups(scope, keys, group_by, live))
+    rows = list(merged.values())
+    _label(rows, group_by)
+    rows.sort(
+        key=lambda r: (r["day"],) if group_by == "day" else (-r["cost_usd"], _sort_key(r, keys))
+    )
+    columns = GROUP_COLUMNS[group_by] + METRIC_COLUMNS
+    totals = {c: sum(r[c] for r in rows) for c in _COUNTS}
+    totals["cost_usd"] = sum((r["cost_usd"] for r in rows), usd(0))
+    return CostReport(
+        group_by=group_by, start=start, end=end, columns=columns, rows=rows, totals=totals
+    )
+
+
+def _settled_days(days: list[date]) -> set[date]:
+    states = RollupState.objects.filter(day__gte=days[0], day__lte=days[-1]).values_list(
+        "day", "rolled_at"
+    )
+    return {day for day, rolled_at in states if rolled_at >= day_bounds(day)[1] + SETTLE_AFTER}
+
+
+def _rollup_groups(scope: ReportScope, keys: Iterable[str], days: set[date]) -> QuerySet[Any]:
+    return (
+        DailyUsage.objects.filter(scope.q(), day__in=sorted(days))
+        .values(*keys)
+        .annotate(**ROLLUP_METRICS)
+        .order_by()
+    )
+
+
+def _log_groups(
+    scope: ReportScope, keys: Iterable[str], group_by: str, days: list[date]
+) -> QuerySet[Any]:
+    when = Q()
+    for first, last in _runs(days):
+        when |= Q(created_at__gte=day_bounds(first)[0], created_at__lt=day_bounds(last)[1])
+    logs = RequestLog.objects.filter(scope.q(), when)
+    if group_by == "model":
+        logs = logs.annotate(model=served_model())
+    elif group_by == "day":
+        logs = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
+    extra: dict[str, Any] = {}
+    if group_by == "session":
+        extra = {"first_seen": Min("created_at"), "last_seen": Max("created_at")}
+    return logs.values(*keys).annotate(**LOG_METRICS, **extra).order_by()
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) runs, so the log is read with a few range scans."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def _merge(
+    merged: dict[tuple[Any, ...], dict[str, Any]],
+    keys: Iterable[str],
+    groups: Iterable[dict[str, Any]],
+) -> None:
+    keys = tuple(keys)
+    for g in groups:
+        # The roll-up stores 0 for "no team", the log NULL; no session is "".
+        ident = {k: (g[k] or None) if k.endswith("_id") else g[k] for k in keys}
+        row = merged.get(tuple(ident.values()))
+        if row is None:
+            row = merged[tuple(ident.values())] = {
+                **ident,
+                **{c: 0 for c in _COUNTS},
+                "cost_usd": usd(0),
+            }
+        for c in _COUNTS:
+            row[c] += g[c] or 0
+        row["cost_usd"] += usd(g["cost_units"])
+        if "first_seen" in g:
+            row["first_seen"] = g["first_seen"]
+            row["last_seen"] = g["last_seen"]
+
+
+def _label(rows: list[dict[str, Any]], group_by: str) -> None:
+    """Add slugs, names and prefixes, one query per kind of id present."""
+    columns = GROUP_COLUMNS[group_by]
+    if "organization" in columns:
+        orgs = _lookup(Organization.objects.all(), rows, "organization_id", "slug", "name")
+        for r in rows:
+            r["organization"], r["organization_name"] = orgs.get(r["organization_id"], (None, None))
+    if "team" in columns:
+        teams = _lookup(Team.objects.all(), rows, "team_id", "slug", "name")
+        for r in rows:
+            r["team"], r["team_name"] = teams.get(r["team_id"], (None, None))
+    if "username" in columns:
+        users = _lookup(get_user_model().objects.all(), rows, "user_id", "username")
+        for r in rows:
+            r["username"] = users.get(r["user_id"], (None,))[0]
+    if "key_prefix" in columns:
+        keys = _lookup(VirtualKey.objects.all(), rows, "key_id", "prefix", "name")
+        for r in rows:
+            r["key_prefix"], r["key_name"] = keys.get(r["key_id"], (None, None))
+    for r in rows:
+        for c in columns:
+            r.setdefault(c, None)
+
+
+def _lookup(
+    objects: QuerySet[Any], rows: list[dict[str, Any]], id_field: str, *fields: str
+) -> dict[int, tuple[Any, ...]]:
+    ids = {r[id_field] for r in rows if r[id_field] is not None}
+    if not ids:
+        return {}
+    return {pk: tuple(rest) for pk, *rest in objects.filter(pk__in=ids).values_list("pk", *fields)}
+
+
+def _sort_key(row: dict[str, Any], keys: Iterable[str]) -> tuple[Any, ...]:
+    return tuple((row[k] is None, str(row[k])) for k in keys)
