@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
@@ -30,4 +30,5 @@ urlpatterns = [
     path("providers/", ProvidersApi.as_view(), name="api-providers"),
     path("prices/", PricesApi.as_view(), name="api-prices"),
     path("prices/<path:model>/", PriceSetApi.as_view(), name="api-price-set"),
+    path("reports/", include("controlplane.api.reports")),
 ]

@@ -1,0 +1,227 @@
+"""Spend reports for finance and for people watching their own: JSON, or CSV to download."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.http import HttpResponse
+from django.urls import path
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ledger.access import report_scope
+from ledger.selectors import GROUP_BY, CostReport, cost_report
+
+MAX_DAYS = 366
+
+
+class ReportInputSerializer(serializers.Serializer):
+    group_by = serializers.ChoiceField(choices=GROUP_BY, default="organization")
+    organization = serializers.SlugField(
+        required=False, default=None, help_text="Only this organization's spend."
+    )
+    format = serializers.ChoiceField(
+        choices=("json", "csv"), default="json", help_text="csv answers with a file to download."
+    )
+
+    class Meta:
+        ref_name = "CostReportQuery"
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "from" is a Python keyword, so the date range is declared here.
+        fields = super().get_fields()
+        fields["from"] = serializers.DateField(
+            required=False,
+            source="start",
+            help_text="First UTC day; by default the first of the month of 'to', or of this month.",
+        )
+        fields["to"] = serializers.DateField(
+            required=False,
+            source="end",
+            help_text="Last UTC day, inclusive; by default the last of the month of 'from', or of this month.",
+        )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A missing bound falls in the month of the other one, else this month.
+        anchor: date = attrs.get("start") or attrs.get("end") or timezone.now().date()
+        first = anchor.replace(day=1)
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        start: date = attrs.get("start") or first
+        end: date = attrs.get("end") or last
+        if end < start:
+            raise serializers.ValidationError({"to": "Must not be before 'from'."})
+        if (end - start).days + 1 > MAX_DAYS:
+            raise serializers.ValidationError({"to": f"A report covers at most {MAX_DAYS} days."})
+        return {**attrs, "start": start, "end": end}
+
+
+class SessionReportInputSerializer(ReportInputSerializer):
+    group_by = None  # always by session
+
+    class Meta:
+        ref_name = "SessionReportQuery"
+
+
+class ReportRowSerializer(serializers.Serializer):
+    """One group's spend; which identifying fields appear depends on group_by."""
+
+    organization_id = serializers.IntegerField(required=False, allow_null=True)
+    organization = serializers.CharField(required=False, allow_null=True)
+    organization_name = serializers.CharField(required=False, allow_null=True)
+    team_id = serializers.IntegerField(required=False, allow_null=True)
+    team = serializers.CharField(required=False, allow_null=True)
+    team_name = serializers.CharField(required=False, allow_null=True)
+    user_id = serializers.IntegerField(required=False, allow_null=True)
+    username = serializers.CharField(required=False, allow_null=True)
+    key_id = serializers.IntegerField(required=False, allow_null=True)
+    key_prefix = serializers.CharField(required=False, allow_null=True)
+    key_name = serializers.CharField(required=False, allow_null=True)
+    model = serializers.CharField(required=False, allow_blank=True)
+    day = serializers.DateField(required=False)
+    session_id = serializers.CharField(
+        required=False, allow_null=True, help_text="Claude Code's X-Claude-Code-Session-Id."
+    )
+    first_seen = serializers.DateTimeField(required=False)
+    last_seen = serializers.DateTimeField(required=False)
+    requests = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_read_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(
+        max_digits=28, decimal_places=10, help_text="Full precision; round only for display."
+    )
+    unpriced_requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "CostReportRow"
+
+    def to_representation(self, row: dict[str, Any]) -> dict[str, Any]:
+        shown = super().to_representation(row)
+        return {k: v for k, v in shown.items() if k in self.context["columns"]}
+
+
+class ReportTotalsSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_read_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=28, decimal_places=10)
+    unpriced_requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "CostReportTotals"
+
+
+class ReportOutputSerializer(serializers.Serializer):
+    group_by = serializers.ChoiceField(choices=GROUP_BY)
+    rows = ReportRowSerializer(many=True)
+    totals = ReportTotalsSerializer()
+
+    class Meta:
+        ref_name = "CostReport"
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.DateField(source="start")
+        fields["to"] = serializers.DateField(source="end")
+        return fields
+
+
+def _csv_response(report: CostReport, organization: str | None) -> HttpResponse:
+    name = "-".join(
+        p
+        for p in ("tollgate", report.group_by, organization, f"{report.start}", f"{report.end}")
+        if p
+    )
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(report.columns)
+    for row in report.rows:
+        writer.writerow([_csv_cell(row[c]) for c in report.columns])
+    return response
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:.10f}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        # Session ids come from clients' headers; a spreadsheet must not run
+        # one as a formula (https://owasp.org/www-community/attacks/CSV_Injection).
+        return "'" + value
+    return value
+
+
+def _report(request: Request, *, group_by: str | None) -> Response | HttpResponse:
+    query = (SessionReportInputSerializer if group_by else ReportInputSerializer)(
+        data=request.query_params
+    )
+    query.is_valid(raise_exception=True)
+    values = query.validated_data
+    scope = report_scope(user=request.user, organization=values["organization"])
+    report = cost_report(
+        scope=scope,
+        group_by=group_by or values["group_by"],
+        start=values["start"],
+        end=values["end"],
+    )
+    if values["format"] == "csv":
+        return _csv_response(report, values["organization"])
+    return Response(ReportOutputSerializer(report, context={"columns": report.columns}).data)
+
+
+class _JsonErrors:
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
+        # ?format= picks the report's file type, not a DRF renderer; errors are JSON.
+        return JSONRenderer(), JSONRenderer.media_type
+
+
+_RESPONSES = {
+    (200, "application/json"): ReportOutputSerializer,
+    (200, "text/csv"): OpenApiResponse(
+        OpenApiTypes.STR, description="With format=csv: a header row, then a row per group."
+    ),
+}
+
+
+class CostReportApi(_JsonErrors, APIView):
+    @extend_schema(parameters=[ReportInputSerializer], responses=_RESPONSES)
+    def get(self, request: Request) -> Response | HttpResponse:
+        return _report(request, group_by=None)
+
+
+class SessionReportApi(_JsonErrors, APIView):
+    """Spend per Claude Code session: one engineer's task, from its first request to its last."""
+
+    @extend_schema(parameters=[SessionReportInputSerializer], responses=_RESPONSES)
+    def get(self, request: Request) -> Response | HttpResponse:
+        return _report(request, group_by="session")
+
+
+urlpatterns = [
+    path("costs/", CostReportApi.as_view(), name="api-report-costs"),
+    path("sessions/", SessionReportApi.as_view(), name="api-report-sessions"),
+]
