@@ -164,7 +164,10 @@ def openai_request_to_anthropic(
     for message in body.get("messages") or ():
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(text_of(message.get("content"), "\n\n"))
+            text = text_of(message.get("content"), "\n\n")
+            if text:  # Anthropic rejects empty text blocks
+                system.append(text)
+            tool_turn = None
             continue
         if role == "tool":
             if tool_turn is None:
