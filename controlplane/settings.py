@@ -214,5 +214,10 @@ GATEWAY_UPSTREAM_READ_TIMEOUT = env_float("TOLLGATE_UPSTREAM_READ_TIMEOUT", 600.
 GATEWAY_EVENT_FLUSH_SECONDS = env_float("TOLLGATE_EVENT_FLUSH_SECONDS", 0.05)
 GATEWAY_PUBLIC_URL = env("TOLLGATE_GATEWAY_URL", "http://127.0.0.1:8080")
 CONTROL_PLANE_PUBLIC_URL = env("TOLLGATE_CONTROL_PLANE_URL", "http://127.0.0.1:8000")
+# Budgets and rate limits: Redis (the main one unless set apart), or in-process
+# on the embedded default. When it is unreachable: refuse with 503 (the
+# default, so budgets stay hard) or admit and count the lapse in /metrics.
+COUNTERS_REDIS_URL = env("TOLLGATE_COUNTERS_REDIS_URL", REDIS_URL)
+COUNTERS_FAIL_OPEN = env_bool("TOLLGATE_COUNTERS_FAIL_OPEN", False)
 SNAPSHOT_FILE = DATA_DIR / "snapshot.json"
 SPOOL_DIR = DATA_DIR / "spool"

@@ -57,11 +57,11 @@ def _parse_request(body: bytes) -> dict[str, Any]:
 
 def _check_model(key: KeyEntry, model: str) -> None:
     if not key.allows(model):
-        allowed = ", ".join(key.allowed_models)
+        allowed = "; ".join(key.allowed_models)
         raise GatewayError(
             403,
             f"Model '{model}' is not allowed for Tollgate key {key.prefix}…; allowed: {allowed}. "
-            "Pick one of those (for Claude Code: /model), or ask your platform admin.",
+            "Pick a model that matches (for Claude Code: /model), or ask your platform admin.",
             retry=False,
         )
 
@@ -94,6 +94,8 @@ async def messages(
         x.free = True
     _check_model(x.key, x.model)
     x.provider = _provider(gw)
+    if x.key.governed and x.endpoint == "messages":
+        await gw.admit(x, len(body), doc.get("max_tokens"))
     path = "/v1/messages" if x.endpoint == "messages" else "/v1/messages/count_tokens"
     await relay(gw, scope, receive, send, x, "POST", path, raw)
 
@@ -212,7 +214,7 @@ async def _relay_response(gw: Gateway, send: Send, x: Exchange, response: aiohtt
         x.usage = usage_from_json(payload)
     elif response.status >= 400:
         x.usage = usage_from_json(payload)
-    elif x.endpoint == "models" and x.key is not None and x.key.allowed is not None:
+    elif x.endpoint == "models" and x.key is not None and x.key.allowed:
         payload = _filter_models(payload, x.key)
     x.done = True
     await send_response(send, response.status, out_headers, payload)

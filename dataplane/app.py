@@ -23,6 +23,8 @@ from dataplane.errors import GatewayError, anthropic_error_body
 from dataplane.events import UsageEvents
 from dataplane.exchange import Exchange
 from dataplane.http import ClientGone, Receive, Scope, Send, send_response
+from dataplane.limits import DEFAULT_MAX_TOKENS, NANO, MemoryCounters, RedisCounters, Refusal, plan_for, reservation_nano
+from dataplane.metrics import Metrics
 from dataplane.refresh import SnapshotHolder
 from dataplane.snapshot import KeyEntry
 
@@ -39,6 +41,17 @@ ROUTES: dict[str, tuple[str, str, Handler]] = {
 _JSON = [(b"content-type", b"application/json")]
 
 
+def _redis(url: str) -> Any:
+    """A client whose pool makes a burst of requests wait for a connection
+    (bounded) instead of failing once the pool is full."""
+    import redis.asyncio as aioredis
+
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=256, timeout=5, socket_timeout=5, socket_connect_timeout=2
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 def _request_id() -> str:
     return "tg_" + os.urandom(12).hex()
 
@@ -50,8 +63,11 @@ class Gateway:
         self.holder: SnapshotHolder
         self.events: UsageEvents
         self.redis: Any = None
+        self.counters: Any = None
+        self.metrics = Metrics()
         self.clock = time.perf_counter
         self.started = False
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- lifespan -----------------------------------------------------------
 
@@ -60,9 +76,7 @@ class Gateway:
 
         self.config = GatewayConfig.from_settings()
         if self.config.redis_url:
-            import redis.asyncio as aioredis
-
-            self.redis = aioredis.Redis.from_url(self.config.redis_url, socket_timeout=5)
+            self.redis = _redis(self.config.redis_url)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
             timeout=aiohttp.ClientTimeout(
@@ -73,6 +87,15 @@ class Gateway:
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
         )
+        if self.config.counters_url:
+            counters_client = (
+                self.redis
+                if self.redis is not None and self.config.counters_url == self.config.redis_url
+                else _redis(self.config.counters_url)
+            )
+            self.counters = RedisCounters(counters_client)
+        else:
+            self.counters = MemoryCounters()
         self.holder = SnapshotHolder(self.config, unseal, self.redis)
         try:
             await self.holder.refresh()
@@ -91,6 +114,8 @@ class Gateway:
     async def shutdown(self) -> None:
         if not self.started:
             return
+        if self._background:
+            await asyncio.wait(self._background, timeout=10)
         await self.holder.stop()
         await self.events.close()
         await self.session.close()
@@ -117,6 +142,83 @@ class Gateway:
 
     def authenticate(self, headers: dict[bytes, bytes]) -> KeyEntry:
         return authenticate(headers, self.holder.current, self.config.key_pepper)
+
+    async def admit(self, x: Exchange, body_bytes: int, max_tokens: Any) -> None:
+        """Reserve against every budget and check every window on the key's chain."""
+        key = x.key
+        assert key is not None
+        snapshot = self.holder.current
+        reserve = 0
+        if key.budgets:
+            price = snapshot.price_for(x.model)
+            if price is None:
+                raise GatewayError(
+                    402,
+                    f"Model '{x.model}' has no price in Tollgate, so the budgets on this key cannot be "
+                    "enforced. Ask your platform admin to set a price for it.",
+                    retry=False,
+                )
+            if not isinstance(max_tokens, int) or max_tokens <= 0:
+                max_tokens = DEFAULT_MAX_TOKENS
+            reserve = reservation_nano(body_bytes, max_tokens, price)
+        now = time.time()
+        plan = plan_for(
+            prefix=self.config.redis_prefix,
+            request_id=x.request_id,
+            budgets=key.budgets,
+            limits=key.limits,
+            model=x.model,
+            provider_id=x.provider.id if x.provider else None,
+            reserve_nano=reserve,
+            now=now,
+        )
+        if plan.empty:
+            return
+        try:
+            await self.counters.admit(plan, now)
+        except Refusal as refusal:
+            self.metrics.inc("tollgate_refusals_total", status=str(refusal.status))
+            headers: tuple[tuple[bytes, bytes], ...] = ()
+            if refusal.retry_after is not None:
+                headers = ((b"retry-after", str(refusal.retry_after).encode()),)
+            raise GatewayError(
+                refusal.status, refusal.message, retry=False if refusal.status == 402 else None, headers=headers
+            ) from None
+        except Exception as exc:
+            self.metrics.inc("tollgate_counter_store_errors_total", step="admit")
+            if self.config.counters_fail_open:
+                self.metrics.inc("tollgate_admitted_without_counters_total")
+                log.warning("counter store unreachable, admitting %s (fail-open): %r", x.request_id, exc)
+                return
+            log.warning("counter store unreachable, refusing %s (fail-closed): %r", x.request_id, exc)
+            raise GatewayError(
+                503,
+                "Tollgate cannot check budgets and rate limits right now (its counter store is "
+                "unreachable), so it is refusing requests rather than letting spend go unchecked. "
+                "Retry in a moment; if it persists, tell your platform admin.",
+            ) from None
+        x.plan = plan
+
+    def settle(self, x: Exchange) -> None:
+        """Replace the reservation with the actual cost; off the response's path."""
+        plan = x.plan
+        if plan is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._settle(plan, int(x.cost * NANO), x.tokens))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _settle(self, plan: Any, cost_nano: int, tokens: int) -> None:
+        for delay in (0.0, 0.5, 2.0, 5.0):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await self.counters.settle(plan, cost_nano, tokens)
+                return
+            except Exception as exc:
+                self.metrics.inc("tollgate_counter_store_errors_total", step="settle")
+                log.warning("settlement of %s failed (%s); retrying", plan.request_id, exc)
+        log.error("settlement of %s abandoned; its reservation expires on its own", plan.request_id)
 
     def watch_disconnect(self, receive: Receive, x: Exchange) -> asyncio.Future[Any]:
         """Cancel the request's task if the client goes away before we finish."""
@@ -174,9 +276,12 @@ class Gateway:
                 )
                 return
         self.events.emit(x.event(self.holder.current))
+        self.settle(x)
+        self.metrics.inc("tollgate_requests_total", endpoint=endpoint, code=str(x.status))
 
     async def _refuse(self, send: Send, x: Exchange, err: GatewayError, *, record: bool) -> None:
         x.fail(err.status, err.error_type, err.message)
+        self.metrics.inc("tollgate_requests_total", endpoint=x.endpoint, code=str(err.status))
         headers = list(_JSON)
         headers.append((b"x-tollgate-request-id", x.request_id.encode()))
         if err.retry is False:
@@ -185,6 +290,7 @@ class Gateway:
         await send_response(send, err.status, headers, anthropic_error_body(err.error_type, err.message, x.request_id))
         if record:
             self.events.emit(x.event(self.holder.current))
+            self.settle(x)
 
     async def _local(self, scope: Scope, path: str, send: Send) -> None:
         if path == "/api/hello":
@@ -192,6 +298,14 @@ class Gateway:
             await send_response(send, 200, [], b"")
         elif path == "/healthz":
             await send_response(send, 200, list(_JSON), b'{"status":"ok"}')
+        elif path == "/metrics":
+            gauges = {}
+            if self.started:
+                gauges = {
+                    "tollgate_snapshot_version": float(self.holder.current.version),
+                    "tollgate_usage_events_buffered": float(self.events.buffered),
+                }
+            await send_response(send, 200, [(b"content-type", b"text/plain; version=0.0.4")], self.metrics.render(gauges))
         elif path == "/readyz":
             holder = getattr(self, "holder", None)
             ready = holder is not None and holder.loaded

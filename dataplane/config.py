@@ -18,6 +18,8 @@ class GatewayConfig:
     upstream_read_timeout: float
     event_flush_seconds: float
     key_pepper: bytes
+    counters_url: str
+    counters_fail_open: bool
 
     @classmethod
     def from_settings(cls) -> GatewayConfig:
@@ -34,4 +36,6 @@ class GatewayConfig:
             upstream_read_timeout=settings.GATEWAY_UPSTREAM_READ_TIMEOUT,
             event_flush_seconds=settings.GATEWAY_EVENT_FLUSH_SECONDS,
             key_pepper=settings.KEY_PEPPER,
+            counters_url=settings.COUNTERS_REDIS_URL,
+            counters_fail_open=settings.COUNTERS_FAIL_OPEN,
         )

@@ -75,6 +75,10 @@ class UsageEvents:
         self._spilled = False
         self.healthy = True
 
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
     def emit(self, event: dict[str, Any]) -> None:
         self._buffer.append(orjson.dumps(event))
 

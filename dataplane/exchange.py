@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from dataplane.limits import Plan
 from dataplane.providers.anthropic import Usage
 from dataplane.snapshot import KeyEntry, ProviderEntry, Snapshot
 
@@ -34,6 +35,9 @@ class Exchange:
         "session_id",
         "user_agent",
         "free",
+        "plan",
+        "cost",
+        "tokens",
     )
 
     def __init__(self, request_id: str, endpoint: str) -> None:
@@ -58,6 +62,10 @@ class Exchange:
         self.user_agent = ""
         # count_tokens and model listings cost nothing at the provider.
         self.free = False
+        self.plan: Plan | None = None
+        # Set by event(): what settlement charges and adds to token windows.
+        self.cost = _ZERO
+        self.tokens = 0
 
     def fail(self, status: int, error_type: str, message: str) -> None:
         self.status = status
@@ -84,6 +92,9 @@ class Exchange:
                     + usage.cache_write_tokens * price.cache_write
                     + usage.cache_read_tokens * price.cache_read
                 )
+        self.cost = cost
+        if usage is not None:
+            self.tokens = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
         upstream = (self.upstream_ended or ended) - self.upstream_started if self.upstream_started else 0.0
         latency = ended - self.started
         return {

@@ -15,7 +15,8 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fnmatch import translate
 from pathlib import Path
@@ -23,6 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+
+from dataplane.limits import NANO, BudgetRule, LimitRule, policy_uid
 
 _DATED = re.compile(r"^(.*?)(?:-\d{8}|@\d{8}|-v\d+(?::\d+)?)$")
 
@@ -34,14 +37,25 @@ class KeyEntry:
     name: str
     active: bool
     expires_at: float | None
+    # Each level's patterns, as "Key: a, b" lines for messages, and compiled:
+    # a model must match at every level that has a list (key ∩ team ∩ org).
     allowed_models: tuple[str, ...]
-    allowed: re.Pattern[str] | None
+    allowed: tuple[re.Pattern[str], ...]
     user_id: int | None
     team_id: int | None
     organization_id: int
+    budgets: tuple[BudgetRule, ...] = ()
+    limits: tuple[LimitRule, ...] = ()
 
     def allows(self, model: str) -> bool:
-        return self.allowed is None or self.allowed.match(model) is not None
+        for pattern in self.allowed:
+            if pattern.match(model) is None:
+                return False
+        return True
+
+    @property
+    def governed(self) -> bool:
+        return bool(self.budgets or self.limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,24 +106,110 @@ EMPTY = Snapshot(version=0, keys={}, providers={}, anthropic=None, prices={})
 _MTOK = Decimal(1_000_000)
 
 
+def _compile(patterns: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(translate(p) for p in patterns))
+
+
+def _rules(doc: dict[str, Any]) -> tuple[dict[tuple[str, Any], list[BudgetRule]], dict[tuple[str, Any], list[LimitRule]], dict[str, Any]]:
+    orgs = {o["id"]: o for o in doc.get("organizations", [])}
+    teams = {t["id"]: t for t in doc.get("teams", [])}
+    users = doc.get("users", {})
+
+    def target(r: dict[str, Any]) -> tuple[str, Any]:
+        level = r["level"]
+        if level == "team":
+            return level, r["team_id"]
+        if level == "user":
+            return level, (r["organization_id"], r["user_id"])
+        if level == "key":
+            return level, r["key_id"]
+        return level, r["organization_id"]
+
+    def label(r: dict[str, Any]) -> str:
+        level = r["level"]
+        if level == "team":
+            return f"Team '{teams.get(r['team_id'], {}).get('name', r['team_id'])}'"
+        if level == "user":
+            return f"User '{users.get(str(r['user_id']), r['user_id'])}'"
+        if level == "key":
+            return "This key's"
+        return f"Organization '{orgs.get(r['organization_id'], {}).get('name', r['organization_id'])}'"
+
+    budgets: dict[tuple[str, Any], list[BudgetRule]] = {}
+    for b in doc.get("budgets", []):
+        budgets.setdefault(target(b), []).append(
+            BudgetRule(
+                uid=policy_uid(b["id"], b["created_at"]),
+                id=b["id"],
+                organization_id=b["organization_id"],
+                label=label(b),
+                amount_nano=int(Decimal(b["amount_usd"]) * NANO),
+                amount_usd=b["amount_usd"],
+                period=b["period"],
+                rolling=b["rolling"],
+                anchor=b["anchor"],
+                floor_nano=int(Decimal(b.get("floor_usd") or "0") * NANO),
+                floor_period_start=b.get("floor_period_start") or 0.0,
+            )
+        )
+    limits: dict[tuple[str, Any], list[LimitRule]] = {}
+    for r in doc.get("limits", []):
+        text = label(r)
+        limits.setdefault(target(r), []).append(
+            LimitRule(
+                uid=policy_uid(r["id"], r["created_at"]),
+                id=r["id"],
+                organization_id=r["organization_id"],
+                label="This key" if text == "This key's" else text,
+                metric=r["metric"],
+                limit=r["limit"],
+                window=r["window_seconds"],
+                model=_compile([r["model_pattern"]]) if r.get("model_pattern") else None,
+                provider_id=r.get("provider_id"),
+            )
+        )
+    return budgets, limits, {"orgs": orgs, "teams": teams}
+
+
 def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
     """Turn a published document into lookup tables; ``unseal`` opens credentials."""
+    budgets, limits, names = _rules(doc)
+    orgs, teams = names["orgs"], names["teams"]
     keys: dict[str, KeyEntry] = {}
+    now = time.time()
     for k in doc.get("keys", []):
-        patterns = tuple(k.get("allowed_models") or ())
-        allowed = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
-        keys[k["digest"]] = KeyEntry(
+        org_id = k["organization_id"]
+        levels = [("Key", k.get("allowed_models") or [])]
+        if k.get("team_id") in teams:
+            levels.append(("Team", teams[k["team_id"]].get("allowed_models") or []))
+        if org_id in orgs:
+            levels.append(("Organization", orgs[org_id].get("allowed_models") or []))
+        chain = [("key", k["id"])]
+        if k.get("user_id"):
+            chain.append(("user", (org_id, k["user_id"])))
+        if k.get("team_id"):
+            chain.append(("team", k["team_id"]))
+        chain.append(("organization", org_id))
+        entry = KeyEntry(
             id=k["id"],
             prefix=k["prefix"],
             name=k["name"],
             active=k["status"] == "active",
             expires_at=k.get("expires_at"),
-            allowed_models=patterns,
-            allowed=allowed,
+            allowed_models=tuple(f"{name}: {', '.join(p)}" for name, p in levels if p),
+            allowed=tuple(_compile(p) for _, p in levels if p),
             user_id=k.get("user_id"),
             team_id=k.get("team_id"),
-            organization_id=k["organization_id"],
+            organization_id=org_id,
+            budgets=tuple(r for t in chain for r in budgets.get(t, ())),
+            limits=tuple(r for t in chain for r in limits.get(t, ())),
         )
+        keys[k["digest"]] = entry
+        previous = k.get("previous_digest")
+        grace = k.get("previous_valid_until")
+        if previous and grace and grace > now:
+            # The rotated-out secret keeps working, as the same key, until its grace ends.
+            keys[previous] = replace(entry, expires_at=min(grace, entry.expires_at or grace))
     providers: dict[int, ProviderEntry] = {}
     anthropic = None
     for p in doc.get("providers", []):

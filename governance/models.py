@@ -16,6 +16,8 @@ class Role(models.TextChoices):
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    # Glob patterns; empty means every model. Intersected with team and key lists.
+    allowed_models = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -29,6 +31,7 @@ class Team(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="teams")
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100)
+    allowed_models = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -113,6 +116,9 @@ class VirtualKey(models.Model):
     name = models.CharField(max_length=200)
     prefix = models.CharField(max_length=32, unique=True)
     digest = models.CharField(max_length=64, unique=True)
+    # After a rotation the old secret keeps working until ``previous_valid_until``.
+    previous_digest = models.CharField(max_length=64, blank=True, default="")
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=KeyStatus.choices, default=KeyStatus.ACTIVE)
     expires_at = models.DateTimeField(null=True, blank=True)
     # Glob patterns (fnmatch) such as "claude-sonnet-*"; empty means every model.
@@ -152,3 +158,124 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return self.model
+
+
+class Level(models.TextChoices):
+    ORGANIZATION = "organization", "Organization"
+    TEAM = "team", "Team"
+    USER = "user", "User"
+    KEY = "key", "Key"
+
+
+class Period(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+    YEARLY = "yearly", "Yearly"
+
+
+class Metric(models.TextChoices):
+    REQUESTS = "requests", "Requests"
+    TOKENS = "tokens", "Tokens"
+
+
+class ScopedPolicy(models.Model):
+    """Something held by one level of the organization → team → user → key chain.
+
+    ``organization`` is always set; ``team``, ``user`` or ``key`` narrow it to
+    that level (a user's policy covers their spend in this organization only).
+    """
+
+    level = models.CharField(max_length=20, choices=Level.choices)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    key = models.ForeignKey(VirtualKey, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def target(self) -> models.Model:
+        return {
+            Level.ORGANIZATION: self.organization,
+            Level.TEAM: self.team,
+            Level.USER: self.user,
+            Level.KEY: self.key,
+        }[Level(self.level)]
+
+
+def _one_target(prefix: str) -> list[models.CheckConstraint]:
+    only = {
+        Level.ORGANIZATION: dict(team__isnull=True, user__isnull=True, key__isnull=True),
+        Level.TEAM: dict(team__isnull=False, user__isnull=True, key__isnull=True),
+        Level.USER: dict(team__isnull=True, user__isnull=False, key__isnull=True),
+        Level.KEY: dict(team__isnull=True, user__isnull=True, key__isnull=False),
+    }
+    condition = models.Q()
+    for level, fields in only.items():
+        condition |= models.Q(level=level, **fields)
+    return [models.CheckConstraint(condition=condition, name=f"{prefix}_targets_its_level")]
+
+
+class Budget(ScopedPolicy):
+    """A hard USD budget per period. Calendar periods are UTC-aligned; rolling ones
+    start at ``anchor`` and repeat every day, 7, 30 or 365 days."""
+
+    amount_usd = models.DecimalField(max_digits=14, decimal_places=4)
+    period = models.CharField(max_length=10, choices=Period.choices)
+    rolling = models.BooleanField(default=False)
+    anchor = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            *_one_target("budget"),
+            models.UniqueConstraint(
+                fields=["organization", "period"], condition=models.Q(level="organization"), name="budget_one_per_org_period"
+            ),
+            models.UniqueConstraint(fields=["team", "period"], condition=models.Q(level="team"), name="budget_one_per_team_period"),
+            models.UniqueConstraint(
+                fields=["organization", "user", "period"], condition=models.Q(level="user"), name="budget_one_per_user_period"
+            ),
+            models.UniqueConstraint(fields=["key", "period"], condition=models.Q(level="key"), name="budget_one_per_key_period"),
+            models.CheckConstraint(condition=models.Q(amount_usd__gte=0), name="budget_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.target} {self.period} ${self.amount_usd}"
+
+
+class RateLimit(ScopedPolicy):
+    """At most ``limit`` requests (or tokens) per sliding window, optionally only
+    for models matching ``model_pattern`` or traffic to one provider."""
+
+    metric = models.CharField(max_length=10, choices=Metric.choices)
+    limit = models.PositiveBigIntegerField()
+    window_seconds = models.PositiveIntegerField()
+    model_pattern = models.CharField(max_length=200, blank=True, default="")
+    provider = models.ForeignKey(Provider, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            *_one_target("ratelimit"),
+            models.CheckConstraint(condition=models.Q(window_seconds__gte=1), name="ratelimit_window_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.target} {self.limit} {self.metric}/{self.window_seconds}s"
+
+
+class BudgetSpend(models.Model):
+    """Spend of a budget's period as last read from the counter store (persisted
+    periodically), one of the two sources a lost counter is rebuilt from."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="spends")
+    period_start = models.DateTimeField()
+    spent_usd = models.DecimalField(max_digits=18, decimal_places=10)
+    persisted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["budget", "period_start"], name="budget_spend_per_period")]

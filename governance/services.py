@@ -8,7 +8,7 @@ snapshot once the transaction commits.
 from __future__ import annotations
 
 import fnmatch
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,13 @@ from audit.services import audit_record
 from governance import sealing
 from governance.keys import key_digest, key_generate
 from governance.models import (
+    Budget,
+    BudgetSpend,
     KeyStatus,
+    Level,
+    Metric,
+    Period,
+    RateLimit,
     Membership,
     ModelPrice,
     Organization,
@@ -317,3 +323,208 @@ def admin_bootstrap(*, username: str = "admin") -> tuple[Any, str] | None:
     user = User.objects.create_superuser(username=username, email="", password=password)
     audit_record(actor="system", action="user.bootstrap_admin", target=user, after={"username": username})
     return user, password
+
+
+# --- budgets, rate limits, allowlists, rotation ---------------------------------
+
+
+def _policy_target(
+    *, level: str, organization: Organization, team: Team | None, user: Any, key: VirtualKey | None
+) -> dict[str, Any]:
+    """Validate that exactly the fields of ``level`` are set and belong to the organization."""
+    if level not in Level.values:
+        raise ValidationError({"level": f"Unknown level '{level}'; use one of {', '.join(Level.values)}."})
+    given = {"team": team, "user": user, "key": key}
+    wanted = {Level.TEAM: "team", Level.USER: "user", Level.KEY: "key"}.get(Level(level))
+    for name, value in given.items():
+        if name == wanted and value is None:
+            raise ValidationError({name: f"A {level}-level policy needs a {name}."})
+        if name != wanted and value is not None:
+            raise ValidationError({name: f"A {level}-level policy takes no {name}."})
+    if team is not None and team.organization_id != organization.pk:
+        raise ValidationError({"team": "The team belongs to another organization."})
+    if key is not None and key.organization_id != organization.pk:
+        raise ValidationError({"key": "The key belongs to another organization."})
+    if user is not None and not Membership.objects.filter(user=user, organization=organization).exists():
+        raise ValidationError({"user": f"{user} is not a member of {organization.slug}."})
+    return {"level": level, "organization": organization, "team": team, "user": user, "key": key}
+
+
+def _budget_state(budget: Budget) -> dict[str, Any]:
+    return {
+        "level": budget.level,
+        "target": str(budget.target),
+        "amount_usd": str(budget.amount_usd),
+        "period": budget.period,
+        "rolling": budget.rolling,
+        "anchor": budget.anchor.isoformat(),
+    }
+
+
+@transaction.atomic
+def budget_set(
+    *,
+    actor: Any,
+    level: str,
+    organization: Organization,
+    amount_usd: Decimal,
+    period: str,
+    team: Team | None = None,
+    user: Any = None,
+    key: VirtualKey | None = None,
+    rolling: bool = False,
+) -> Budget:
+    """Create or change the budget of one level for one period."""
+    target = _policy_target(level=level, organization=organization, team=team, user=user, key=key)
+    if period not in Period.values:
+        raise ValidationError({"period": f"Unknown period '{period}'; use one of {', '.join(Period.values)}."})
+    amount = Decimal(amount_usd)
+    if amount < 0:
+        raise ValidationError({"amount_usd": "A budget cannot be negative."})
+    budget = Budget.objects.select_for_update().filter(**target, period=period).first()
+    before = _budget_state(budget) if budget else None
+    if budget is None:
+        budget = Budget(**target, period=period)
+    if budget.rolling != rolling:
+        budget.anchor = timezone.now()
+    budget.amount_usd = amount
+    budget.rolling = rolling
+    budget.save()
+    audit_record(actor=actor, action="budget.set", target=budget, before=before, after=_budget_state(budget))
+    config_changed()
+    return budget
+
+
+@transaction.atomic
+def budget_delete(*, actor: Any, budget: Budget) -> None:
+    before = _budget_state(budget)
+    audit_record(actor=actor, action="budget.delete", target=budget, before=before)
+    budget.delete()
+    config_changed()
+
+
+def _limit_state(limit: RateLimit) -> dict[str, Any]:
+    return {
+        "level": limit.level,
+        "target": str(limit.target),
+        "metric": limit.metric,
+        "limit": limit.limit,
+        "window_seconds": limit.window_seconds,
+        "model_pattern": limit.model_pattern,
+        "provider": limit.provider_id,
+    }
+
+
+@transaction.atomic
+def rate_limit_set(
+    *,
+    actor: Any,
+    level: str,
+    organization: Organization,
+    metric: str,
+    limit: int,
+    window_seconds: int,
+    team: Team | None = None,
+    user: Any = None,
+    key: VirtualKey | None = None,
+    model_pattern: str = "",
+    provider: Provider | None = None,
+) -> RateLimit:
+    """Create or change a rate limit; one per (level target, metric, window, model, provider)."""
+    target = _policy_target(level=level, organization=organization, team=team, user=user, key=key)
+    if metric not in Metric.values:
+        raise ValidationError({"metric": f"Unknown metric '{metric}'; use requests or tokens."})
+    if int(limit) < 0:
+        raise ValidationError({"limit": "A limit cannot be negative."})
+    if not 1 <= int(window_seconds) <= 31 * 86400:
+        raise ValidationError({"window_seconds": "The window must be between 1 second and 31 days."})
+    if model_pattern:
+        _validate_patterns([model_pattern])
+    rate = (
+        RateLimit.objects.select_for_update()
+        .filter(**target, metric=metric, window_seconds=window_seconds, model_pattern=model_pattern, provider=provider)
+        .first()
+    )
+    before = _limit_state(rate) if rate else None
+    if rate is None:
+        rate = RateLimit(**target, metric=metric, window_seconds=window_seconds, model_pattern=model_pattern, provider=provider)
+    rate.limit = int(limit)
+    rate.save()
+    audit_record(actor=actor, action="rate_limit.set", target=rate, before=before, after=_limit_state(rate))
+    config_changed()
+    return rate
+
+
+@transaction.atomic
+def rate_limit_delete(*, actor: Any, rate_limit: RateLimit) -> None:
+    audit_record(actor=actor, action="rate_limit.delete", target=rate_limit, before=_limit_state(rate_limit))
+    rate_limit.delete()
+    config_changed()
+
+
+@transaction.atomic
+def allowed_models_set(*, actor: Any, target: Organization | Team | VirtualKey, patterns: list[str]) -> Any:
+    """Set the model allowlist of an organization, a team or a key (empty: every model)."""
+    before = {"allowed_models": list(target.allowed_models)}
+    target.allowed_models = _validate_patterns(patterns)
+    target.save(update_fields=["allowed_models"])
+    action = f"{target._meta.model_name.replace('virtualkey', 'key')}.allowed_models"
+    audit_record(actor=actor, action=action, target=target, before=before, after={"allowed_models": target.allowed_models})
+    config_changed()
+    return target
+
+
+@transaction.atomic
+def key_rotate(*, actor: Any, key: VirtualKey, grace_seconds: int = 0) -> tuple[VirtualKey, str]:
+    """Give a key a new secret; the old one keeps working for ``grace_seconds``."""
+    if not 0 <= grace_seconds <= 30 * 86400:
+        raise ValidationError({"grace_seconds": "The grace period must be between 0 and 30 days."})
+    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    before = _key_state(key)
+    secret, _ = key_generate()
+    # The visible prefix stays: it names the key, not the secret's generation.
+    secret = key.prefix + secret[len(key.prefix) :]
+    if grace_seconds:
+        key.previous_digest = key.digest
+        key.previous_valid_until = timezone.now() + timedelta(seconds=grace_seconds)
+    else:
+        key.previous_digest = ""
+        key.previous_valid_until = None
+    key.digest = key_digest(secret)
+    key.save(update_fields=["digest", "previous_digest", "previous_valid_until"])
+    after = _key_state(key) | {"rotated": True, "grace_seconds": grace_seconds}
+    audit_record(actor=actor, action="key.rotate", target=key, before=before, after=after)
+    config_changed()
+    return key, secret
+
+
+def budget_spend_persist(*, read_spent: Any) -> int:
+    """Copy each budget's current-period spend from the counter store into
+    BudgetSpend, never lowering a figure already persisted for that period.
+
+    ``read_spent(budget, period_start) -> Decimal | None`` reads the counter;
+    None means the store has nothing for it (say, just after a flush).
+    """
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    from dataplane.limits import period_bounds
+
+    now = timezone.now().timestamp()
+    stored = 0
+    for budget in Budget.objects.all():
+        start, _ = period_bounds(budget.period, budget.rolling, budget.anchor.timestamp(), now)
+        spent = read_spent(budget, start)
+        if spent is None:
+            continue
+        period_start = dt.fromtimestamp(start, tz=UTC)
+        with transaction.atomic():
+            row = BudgetSpend.objects.select_for_update().filter(budget=budget, period_start=period_start).first()
+            if row is None:
+                BudgetSpend.objects.create(budget=budget, period_start=period_start, spent_usd=spent)
+            elif spent > row.spent_usd:
+                row.spent_usd = spent
+                row.persisted_at = timezone.now()
+                row.save(update_fields=["spent_usd", "persisted_at"])
+        stored += 1
+    return stored

@@ -3,27 +3,66 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
+from dataplane.limits import period_bounds
 from dataplane.snapshot import CHANGE_GROUP, store_from_settings
-from governance.models import ModelPrice, Provider, VirtualKey
+from governance.models import (
+    Budget,
+    BudgetSpend,
+    Level,
+    ModelPrice,
+    Organization,
+    Provider,
+    RateLimit,
+    Team,
+    VirtualKey,
+)
+from ledger.models import RequestLog
 
 log = logging.getLogger(__name__)
 
 
+def budget_floor(budget: Budget, start: float) -> Decimal:
+    """What a budget's period has spent so far, as PostgreSQL knows it: the larger
+    of the last persisted counter and the request log's sum."""
+    from datetime import UTC, datetime
+
+    since = datetime.fromtimestamp(start, tz=UTC)
+    rows = RequestLog.objects.filter(organization_id=budget.organization_id, created_at__gte=since)
+    if budget.level == Level.TEAM:
+        rows = rows.filter(team_id=budget.team_id)
+    elif budget.level == Level.USER:
+        rows = rows.filter(user_id=budget.user_id)
+    elif budget.level == Level.KEY:
+        rows = rows.filter(key_id=budget.key_id)
+    logged = rows.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+    persisted = (
+        BudgetSpend.objects.filter(budget=budget, period_start=since).values_list("spent_usd", flat=True).first()
+        or Decimal(0)
+    )
+    return max(logged, persisted)
+
+
 def snapshot_build() -> dict[str, Any]:
     """The document the data plane reads; the store adds its version when publishing."""
+    now = timezone.now().timestamp()
     with transaction.atomic():
         keys = [
             {
                 "id": k.id,
                 "digest": k.digest,
+                "previous_digest": k.previous_digest,
+                "previous_valid_until": k.previous_valid_until.timestamp() if k.previous_valid_until else None,
                 "prefix": k.prefix,
                 "name": k.name,
                 "status": k.status,
@@ -55,11 +94,62 @@ def snapshot_build() -> dict[str, Any]:
             ]
             for p in ModelPrice.objects.all()
         }
+        organizations = [
+            {"id": o.id, "name": o.name, "allowed_models": list(o.allowed_models)} for o in Organization.objects.all()
+        ]
+        teams = [{"id": t.id, "name": t.name, "allowed_models": list(t.allowed_models)} for t in Team.objects.all()]
+        budgets = []
+        for b in Budget.objects.all().order_by("id"):
+            start, _ = period_bounds(b.period, b.rolling, b.anchor.timestamp(), now)
+            budgets.append(
+                {
+                    "id": b.id,
+                    "level": b.level,
+                    "organization_id": b.organization_id,
+                    "team_id": b.team_id,
+                    "user_id": b.user_id,
+                    "key_id": b.key_id,
+                    "created_at": b.created_at.timestamp(),
+                    "amount_usd": str(b.amount_usd),
+                    "period": b.period,
+                    "rolling": b.rolling,
+                    "anchor": b.anchor.timestamp(),
+                    "floor_usd": str(budget_floor(b, start)),
+                    "floor_period_start": start,
+                }
+            )
+        limits = [
+            {
+                "id": r.id,
+                "level": r.level,
+                "organization_id": r.organization_id,
+                "team_id": r.team_id,
+                "user_id": r.user_id,
+                "key_id": r.key_id,
+                "created_at": r.created_at.timestamp(),
+                "metric": r.metric,
+                "limit": r.limit,
+                "window_seconds": r.window_seconds,
+                "model_pattern": r.model_pattern,
+                "provider_id": r.provider_id,
+            }
+            for r in RateLimit.objects.all().order_by("id")
+        ]
+        user_ids = {k["user_id"] for k in keys if k["user_id"]}
+        users = {
+            str(pk): username
+            for pk, username in get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username")
+        }
     return {
         "built_at": timezone.now().isoformat(),
         "keys": keys,
         "providers": providers,
         "prices": prices,
+        "organizations": organizations,
+        "teams": teams,
+        "users": users,
+        "budgets": budgets,
+        "limits": limits,
     }
 
 
@@ -71,9 +161,7 @@ def snapshot_publish() -> int:
         # A nudge only: workers also poll the version, so a lost message costs
         # at most one poll interval.
         try:
-            async_to_sync(layer.group_send)(
-                CHANGE_GROUP, {"type": "snapshot.changed", "version": version}
-            )
+            async_to_sync(layer.group_send)(CHANGE_GROUP, {"type": "snapshot.changed", "version": version})
         except Exception:
             log.warning("snapshot change notice not sent", exc_info=True)
     return version

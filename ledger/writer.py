@@ -34,7 +34,16 @@ def _row(event: dict[str, Any]) -> RequestLog:
     values = {k: v for k, v in event.items() if k in _FIELDS}
     values["created_at"] = datetime.fromtimestamp(float(event["ts"]), tz=UTC)
     values["cost_usd"] = Decimal(str(event.get("cost_usd") or "0"))
-    for text in ("error_type", "error_message", "session_id", "user_agent", "key_prefix", "model_requested", "model_served", "provider_kind"):
+    for text in (
+        "error_type",
+        "error_message",
+        "session_id",
+        "user_agent",
+        "key_prefix",
+        "model_requested",
+        "model_served",
+        "provider_kind",
+    ):
         if values.get(text) is None:
             values[text] = ""
     return RequestLog(**values)
@@ -73,7 +82,9 @@ def drain_spool(spool_dir: Path | None = None, limit: int = 50) -> int:
 class StreamDrain:
     """Consumer-group reader of the Redis usage stream."""
 
-    def __init__(self, url: str | None = None, prefix: str | None = None, consumer: str | None = None) -> None:
+    def __init__(
+        self, url: str | None = None, prefix: str | None = None, consumer: str | None = None
+    ) -> None:
         import redis
 
         self.client = redis.Redis.from_url(url or settings.REDIS_URL, socket_timeout=10)
@@ -96,7 +107,9 @@ class StreamDrain:
         else:
             entries = []
         if not entries:
-            claimed = self.client.xautoclaim(self.stream, GROUP, self.consumer, min_idle_time=60_000, start_id="0-0", count=BATCH)
+            claimed = self.client.xautoclaim(
+                self.stream, GROUP, self.consumer, min_idle_time=60_000, start_id="0-0", count=BATCH
+            )
             entries = [(i, f) for i, f in claimed[1] if f]
         if not entries:
             entries = self._read(">", block_ms)
@@ -120,7 +133,9 @@ class StreamDrain:
         return stored
 
     def _read(self, start: str, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        result = self.client.xreadgroup(GROUP, self.consumer, {self.stream: start}, count=BATCH, block=block_ms)
+        result = self.client.xreadgroup(
+            GROUP, self.consumer, {self.stream: start}, count=BATCH, block=block_ms
+        )
         if not result:
             return []
         return [(i, f) for i, f in result[0][1]]

@@ -4,48 +4,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='RequestLog',
+            name="RequestLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('request_id', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(db_index=True)),
-                ('endpoint', models.CharField(max_length=40)),
-                ('key_id', models.BigIntegerField(db_index=True, null=True)),
-                ('key_prefix', models.CharField(blank=True, default='', max_length=32)),
-                ('user_id', models.BigIntegerField(db_index=True, null=True)),
-                ('team_id', models.BigIntegerField(db_index=True, null=True)),
-                ('organization_id', models.BigIntegerField(db_index=True, null=True)),
-                ('model_requested', models.CharField(blank=True, default='', max_length=200)),
-                ('model_served', models.CharField(blank=True, default='', max_length=200)),
-                ('provider_id', models.BigIntegerField(null=True)),
-                ('provider_kind', models.CharField(blank=True, default='', max_length=30)),
-                ('stream', models.BooleanField(default=False)),
-                ('status', models.IntegerField()),
-                ('input_tokens', models.BigIntegerField(default=0)),
-                ('output_tokens', models.BigIntegerField(default=0)),
-                ('cache_read_tokens', models.BigIntegerField(default=0)),
-                ('cache_write_tokens', models.BigIntegerField(default=0)),
-                ('cost_usd', models.DecimalField(decimal_places=10, default=0, max_digits=18)),
-                ('unpriced', models.BooleanField(default=False)),
-                ('latency_ms', models.FloatField(default=0)),
-                ('ttfb_ms', models.FloatField(null=True)),
-                ('overhead_ms', models.FloatField(default=0)),
-                ('error_type', models.CharField(blank=True, default='', max_length=60)),
-                ('error_message', models.TextField(blank=True, default='')),
-                ('client_disconnected', models.BooleanField(default=False)),
-                ('session_id', models.CharField(blank=True, db_index=True, default='', max_length=100)),
-                ('user_agent', models.CharField(blank=True, default='', max_length=300)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("request_id", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(db_index=True)),
+                ("endpoint", models.CharField(max_length=40)),
+                ("key_id", models.BigIntegerField(db_index=True, null=True)),
+                ("key_prefix", models.CharField(blank=True, default="", max_length=32)),
+                ("user_id", models.BigIntegerField(db_index=True, null=True)),
+                ("team_id", models.BigIntegerField(db_index=True, null=True)),
+                ("organization_id", models.BigIntegerField(db_index=True, null=True)),
+                ("model_requested", models.CharField(blank=True, default="", max_length=200)),
+                ("model_served", models.CharField(blank=True, default="", max_length=200)),
+                ("provider_id", models.BigIntegerField(null=True)),
+                ("provider_kind", models.CharField(blank=True, default="", max_length=30)),
+                ("stream", models.BooleanField(default=False)),
+                ("status", models.IntegerField()),
+                ("input_tokens", models.BigIntegerField(default=0)),
+                ("output_tokens", models.BigIntegerField(default=0)),
+                ("cache_read_tokens", models.BigIntegerField(default=0)),
+                ("cache_write_tokens", models.BigIntegerField(default=0)),
+                ("cost_usd", models.DecimalField(decimal_places=10, default=0, max_digits=18)),
+                ("unpriced", models.BooleanField(default=False)),
+                ("latency_ms", models.FloatField(default=0)),
+                ("ttfb_ms", models.FloatField(null=True)),
+                ("overhead_ms", models.FloatField(default=0)),
+                ("error_type", models.CharField(blank=True, default="", max_length=60)),
+                ("error_message", models.TextField(blank=True, default="")),
+                ("client_disconnected", models.BooleanField(default=False)),
+                (
+                    "session_id",
+                    models.CharField(blank=True, db_index=True, default="", max_length=100),
+                ),
+                ("user_agent", models.CharField(blank=True, default="", max_length=300)),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
     ]

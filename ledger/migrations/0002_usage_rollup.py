@@ -4,51 +4,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0001_initial'),
+        ("ledger", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RollupCursor',
+            name="RollupCursor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seen_id', models.BigIntegerField(default=0)),
-                ('rescan_from_id', models.BigIntegerField(default=0)),
-                ('swept_at', models.DateTimeField(null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seen_id", models.BigIntegerField(default=0)),
+                ("rescan_from_id", models.BigIntegerField(default=0)),
+                ("swept_at", models.DateTimeField(null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='RollupState',
+            name="RollupState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField(unique=True)),
-                ('rolled_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("day", models.DateField(unique=True)),
+                ("rolled_at", models.DateTimeField()),
             ],
         ),
         migrations.CreateModel(
-            name='DailyUsage',
+            name="DailyUsage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('organization_id', models.BigIntegerField(default=0)),
-                ('team_id', models.BigIntegerField(default=0)),
-                ('user_id', models.BigIntegerField(default=0)),
-                ('key_id', models.BigIntegerField(default=0)),
-                ('model', models.CharField(blank=True, default='', max_length=200)),
-                ('requests', models.BigIntegerField(default=0)),
-                ('input_tokens', models.BigIntegerField(default=0)),
-                ('output_tokens', models.BigIntegerField(default=0)),
-                ('cache_read_tokens', models.BigIntegerField(default=0)),
-                ('cache_write_tokens', models.BigIntegerField(default=0)),
-                ('cost_usd', models.DecimalField(decimal_places=10, default=0, max_digits=18)),
-                ('unpriced_requests', models.BigIntegerField(default=0)),
-                ('errors', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("organization_id", models.BigIntegerField(default=0)),
+                ("team_id", models.BigIntegerField(default=0)),
+                ("user_id", models.BigIntegerField(default=0)),
+                ("key_id", models.BigIntegerField(default=0)),
+                ("model", models.CharField(blank=True, default="", max_length=200)),
+                ("requests", models.BigIntegerField(default=0)),
+                ("input_tokens", models.BigIntegerField(default=0)),
+                ("output_tokens", models.BigIntegerField(default=0)),
+                ("cache_read_tokens", models.BigIntegerField(default=0)),
+                ("cache_write_tokens", models.BigIntegerField(default=0)),
+                ("cost_usd", models.DecimalField(decimal_places=10, default=0, max_digits=18)),
+                ("unpriced_requests", models.BigIntegerField(default=0)),
+                ("errors", models.BigIntegerField(default=0)),
             ],
             options={
-                'indexes': [models.Index(fields=['organization_id', 'day'], name='daily_usage_org_day')],
-                'constraints': [models.UniqueConstraint(fields=('day', 'organization_id', 'team_id', 'user_id', 'key_id', 'model'), name='daily_usage_one_row_per_group')],
+                "indexes": [
+                    models.Index(fields=["organization_id", "day"], name="daily_usage_org_day")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("day", "organization_id", "team_id", "user_id", "key_id", "model"),
+                        name="daily_usage_one_row_per_group",
+                    )
+                ],
             },
         ),
     ]

@@ -1,0 +1,269 @@
+"""Hard budgets, rate limits and allowlists on the org → team → user → key chain."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import aiohttp
+import httpx
+import orjson
+import pytest
+from django.conf import settings
+
+from dataplane.limits import NANO, reservation_nano
+from dataplane.snapshot import Price
+from governance import services
+from tests.conftest import REDIS, GatewayProcess
+
+BODY = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+RAW = orjson.dumps(BODY)
+SONNET = Price(*(Decimal(p) / 1_000_000 for p in ("3", "15", "3.75", "0.30")))
+RESERVE = Decimal(reservation_nano(len(RAW), 100, SONNET)) / NANO
+
+
+def send(gateway, secret: str, body: bytes = RAW) -> httpx.Response:
+    return httpx.post(
+        f"{gateway.url}/v1/messages", content=body,
+        headers={"x-api-key": secret, "content-type": "application/json"}, timeout=20,
+    )
+
+
+def budget(world, amount: Decimal | str, level: str = "key", **target):
+    defaults = {"key": {"key": world.key}, "team": {"team": world.payments}, "user": {"user": world.charlie}, "organization": {}}[level]
+    return services.budget_set(
+        actor=world.alice, level=level, organization=world.acme, amount_usd=Decimal(amount), period="monthly", **(target or defaults)
+    )
+
+
+def test_it_refuses_a_request_the_key_budget_cannot_cover(gateway, world, publish, ledger):
+    budget(world, RESERVE / 2)
+    publish()
+    response = send(gateway, world.secret)
+    assert response.status_code == 402, response.text
+    assert response.headers["x-should-retry"] == "false"
+    error = response.json()["error"]
+    assert error["type"] == "billing_error"
+    assert error["message"].startswith("This key's monthly budget of $0.00 is used up; resets ")
+    assert error["message"].endswith(" 00:00 UTC. Ask your platform admin to raise it.")
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    assert row.status == 402 and row.cost_usd == 0
+
+
+@pytest.mark.parametrize("level", ["team", "organization", "user"])
+def test_it_refuses_on_a_higher_level_when_the_key_has_room(gateway, world, publish, level):
+    budget(world, "100")
+    budget(world, RESERVE / 2, level=level)
+    publish()
+    response = send(gateway, world.secret)
+    assert response.status_code == 402, response.text
+    expected = {"team": "Team 'Payments'", "organization": "Organization 'Acme'", "user": "User 'charlie'"}[level]
+    assert response.json()["error"]["message"].startswith(f"{expected} monthly budget of $")
+
+
+def test_it_charges_the_actual_cost_and_releases_the_rest(gateway, world, publish, ledger):
+    # One request first, with no budget: the ledger learns its exact cost.
+    assert send(gateway, world.secret).status_code == 200
+    (first,) = ledger(1, key_prefix=world.key.prefix)
+    cost = first.cost_usd
+    assert 0 < cost < RESERVE
+    # Room for the one already made (restored from the request log) plus 2.5 more.
+    budget(world, cost + RESERVE + cost * Decimal("1.5"))
+    publish()
+    assert [send(gateway, world.secret).status_code for _ in range(3)] == [200, 200, 402]
+
+
+def test_it_restores_spend_from_postgresql_when_counters_are_lost(gateway, world, publish, ledger, state_dir):
+    budget(world, "100")
+    publish()
+    assert send(gateway, world.secret).status_code == 200
+    (first,) = ledger(1, key_prefix=world.key.prefix)
+    # Room for one more request only if the first one's spend were forgotten.
+    budget(world, RESERVE + first.cost_usd / 2)
+    publish()
+    if REDIS:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        lost = [k for k in client.scan_iter(f"{settings.REDIS_PREFIX}{{o{world.acme.id}}}:*")]
+        assert lost, "the admission left no counters"
+        client.delete(*lost)
+        client.close()
+        worker = gateway
+    else:
+        # The embedded counters live in the worker: a restart loses them.
+        worker = GatewayProcess(state_dir)
+    try:
+        response = send(worker, world.secret)
+        assert response.status_code == 402, response.text
+    finally:
+        if worker is not gateway:
+            worker.stop()
+
+
+def test_it_refuses_a_model_without_a_price_when_a_budget_applies(gateway, world, publish):
+    budget(world, "100")
+    publish()
+    response = send(gateway, world.secret, orjson.dumps(BODY | {"model": "claude-unpriced-1"}))
+    assert response.status_code == 402
+    assert "has no price in Tollgate" in response.json()["error"]["message"]
+
+
+def test_it_intersects_allowlists_along_the_chain(gateway, world, publish):
+    services.allowed_models_set(actor=world.alice, target=world.key, patterns=["claude-*"])
+    services.allowed_models_set(actor=world.alice, target=world.payments, patterns=["claude-haiku-*"])
+    publish()
+    response = send(gateway, world.secret)
+    assert response.status_code == 403
+    message = response.json()["error"]["message"]
+    assert "claude-sonnet-4-6" in message and "Team: claude-haiku-*" in message and "Key: claude-*" in message
+    assert send(gateway, world.secret, orjson.dumps(BODY | {"model": "claude-haiku-4-5"})).status_code == 200
+
+
+def test_it_keeps_a_rotated_secret_for_its_grace_period(gateway, world, publish):
+    _, new_secret = services.key_rotate(actor=world.alice, key=world.key, grace_seconds=2)
+    publish()
+    assert send(gateway, new_secret).status_code == 200
+    assert send(gateway, world.secret).status_code == 200
+    time.sleep(2.1)
+    assert send(gateway, new_secret).status_code == 200
+    refused = send(gateway, world.secret)
+    assert refused.status_code == 401 and "expired" in refused.json()["error"]["message"]
+
+
+def test_it_rotates_without_grace(gateway, world, publish):
+    _, new_secret = services.key_rotate(actor=world.alice, key=world.key)
+    publish()
+    assert send(gateway, world.secret).status_code == 401
+    assert send(gateway, new_secret).status_code == 200
+
+
+# --- rate limits ------------------------------------------------------------------
+
+
+@pytest.fixture
+def workers(state_dir, gateway):
+    """Two workers on Redis share counters; the embedded default has one."""
+    if not REDIS:
+        yield [gateway]
+        return
+    extra = GatewayProcess(state_dir)
+    yield [gateway, extra]
+    extra.stop()
+
+
+def test_it_admits_exactly_the_rate_limit_across_workers(world, workers, publish):
+    services.rate_limit_set(
+        actor=world.alice, level="key", organization=world.acme, key=world.key, metric="requests", limit=60, window_seconds=60
+    )
+    publish(*workers)
+    # Start well inside a window so the whole burst lands in one.
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        f"{workers[i % len(workers)].url}/v1/messages", content=RAW,
+                        headers={"x-api-key": world.secret, "content-type": "application/json"},
+                    )
+                    for i in range(100)
+                )
+            )
+
+    responses = asyncio.run(burst())
+    codes = [r.status_code for r in responses]
+    assert codes.count(200) == 60 and codes.count(429) == 40, codes
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert "This key is limited to 60 requests per minute" in refused.json()["error"]["message"]
+
+
+def test_it_limits_tokens_per_window(gateway, world, publish, ledger):
+    services.rate_limit_set(
+        actor=world.alice, level="team", organization=world.acme, team=world.payments, metric="tokens", limit=10, window_seconds=3600
+    )
+    publish()
+    assert send(gateway, world.secret).status_code == 200  # the window had room
+    deadline = time.monotonic() + 5
+    while (response := send(gateway, world.secret)).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.05)  # settlement lands just after the response
+    assert response.status_code == 429
+    assert "Team 'Payments' is limited to 10 tokens per hour" in response.json()["error"]["message"]
+
+
+# --- the counter store being down ---------------------------------------------------
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_it_applies_the_stated_policy_when_the_counter_store_is_down(world, publish, state_dir, fail_open):
+    budget(world, "100")
+    worker = GatewayProcess(
+        state_dir, TOLLGATE_COUNTERS_REDIS_URL="redis://127.0.0.1:9/0", TOLLGATE_COUNTERS_FAIL_OPEN="1" if fail_open else "0"
+    )
+    try:
+        publish(worker)
+        response = send(worker, world.secret)
+        metrics = httpx.get(f"{worker.url}/metrics").text
+    finally:
+        worker.stop()
+    if fail_open:
+        assert response.status_code == 200
+        assert "tollgate_admitted_without_counters_total 1" in metrics
+    else:
+        assert response.status_code == 503
+        assert "counter store is unreachable" in response.json()["error"]["message"]
+        assert response.headers.get("x-should-retry") != "false"
+    assert 'tollgate_counter_store_errors_total{step="admit"} 1' in metrics
+
+
+# --- concurrency: budgets are hard ---------------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["key", "team"])
+def test_it_never_overspends_under_500_concurrent_streams(world, workers, publish, ledger, anthropic_upstream, level):
+    limit = RESERVE * 50
+    budget(world, limit, level=level)
+    publish(*workers)
+    anthropic_upstream.event_delay = 0.01
+    body = orjson.dumps(BODY | {"stream": True})
+
+    async def one(session: aiohttp.ClientSession, i: int) -> tuple[int, str]:
+        url = f"{workers[i % len(workers)].url}/v1/messages"
+        async with session.post(url, data=body, headers={"x-api-key": world.secret, "content-type": "application/json"}) as r:
+            return r.status, await r.text()
+
+    async def storm() -> list[tuple[int, str]]:
+        connector = aiohttp.TCPConnector(limit=500)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+            return await asyncio.gather(*(one(session, i) for i in range(500)))
+
+    results = asyncio.run(storm())
+    served = [text for status, text in results if status == 200]
+    refused = [orjson.loads(text) for status, text in results if status != 200]
+    assert len(served) >= 45, (len(served), refused[:3])
+    assert all("event: message_stop" in text for text in served)
+    label = {"key": "This key's", "team": "Team 'Payments'"}[level]
+    odd = [r for r in refused if r["error"]["type"] != "billing_error" or not r["error"]["message"].startswith(label)]
+    assert not odd, odd[:3]
+    rows = ledger(500, key_prefix=world.key.prefix, timeout=30)
+    assert len(rows) == 500
+    charged = sum(r.cost_usd for r in rows)
+    assert charged <= limit, (charged, limit)
+    if REDIS:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        deadline = time.monotonic() + 5
+        while True:
+            keys = [k for k in client.scan_iter(f"{settings.REDIS_PREFIX}{{o{world.acme.id}}}:b:*") if not k.endswith(b":r")]
+            reserved = [int(client.hget(k, "reserved") or 0) for k in keys]
+            if (keys and not any(reserved)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        client.close()
+        assert keys and reserved == [0] * len(keys), "reservations left behind"
