@@ -10,6 +10,7 @@ import json
 import random
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -346,7 +347,8 @@ def openai_requests(draw: st.DrawFn) -> dict[str, Any]:
         calls = []
         if names and draw(st.booleans()):
             for k in range(draw(st.integers(1, 2))):
-                args = json.dumps(draw(json_objects), separators=(",", ":"), ensure_ascii=False)
+                # Arguments are re-serialised compactly by orjson: the canonical form.
+                args = orjson.dumps(draw(json_objects)).decode()
                 calls.append(
                     {
                         "id": f"call_{turn}_{k}",
