@@ -9,15 +9,26 @@ does not exist: lookups answer 404, never 403, so its name does not leak.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
-from governance.models import Membership, Organization, Role, Team, VirtualKey
+from governance.models import (
+    Budget,
+    Level,
+    Membership,
+    Organization,
+    Provider,
+    RateLimit,
+    Role,
+    Team,
+    VirtualKey,
+)
 
 User = get_user_model()
+Policy = TypeVar("Policy", Budget, RateLimit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +144,94 @@ def key_for_change(*, user: Any, key_id: int) -> VirtualKey:
     if not access.sees_every_key:
         raise Http404("No such key.")
     raise PermissionDenied("You may not change this key.")
+
+
+def team_of(*, access: OrganizationAccess, slug: str) -> Team:
+    """A team named in the URL: unknown answers 404, as a missing page does."""
+    team = (
+        Team.objects.select_related("organization")
+        .filter(organization=access.organization, slug=slug)
+        .first()
+    )
+    if team is None:
+        raise Http404("No such team.")
+    return team
+
+
+def key_in(*, access: OrganizationAccess, key_id: int, field: str = "key") -> VirtualKey:
+    """A key of the organization named in a request body.
+
+    A developer may only name their own keys; another's answers like a missing one.
+    """
+    keys = VirtualKey.objects.filter(organization=access.organization, pk=key_id)
+    if not access.sees_every_key:
+        keys = keys.filter(user=access.user)
+    key = keys.first()
+    if key is None:
+        raise ValidationError({field: f"No key {key_id} in {access.organization.slug}."})
+    return key
+
+
+def provider_named(*, name: str, field: str = "provider") -> Provider:
+    """Providers are platform-wide; anyone writing a policy may name one."""
+    provider = Provider.objects.filter(name=name).first()
+    if provider is None:
+        raise ValidationError({field: f"No provider '{name}'."})
+    return provider
+
+
+def policy_visible(*, access: OrganizationAccess, policy: Budget | RateLimit) -> bool:
+    """Whether a budget or rate limit shows to ``access``: those who see every key see
+    all; a developer sees the organization's and teams' and those of themselves and their keys."""
+    if access.sees_every_key:
+        return True
+    if policy.level in (Level.ORGANIZATION, Level.TEAM):
+        return True
+    if policy.user_id is not None and policy.user_id == access.user.pk:
+        return True
+    return policy.key is not None and policy.key.user_id == access.user.pk
+
+
+def _policy_for_change(*, model: type[Policy], user: Any, pk: int) -> Policy:
+    policy = model.objects.select_related("organization", "key").filter(pk=pk).first()
+    if policy is None:
+        raise Http404("No such policy.")
+    role = None
+    if not user.is_superuser:
+        role = (
+            Membership.objects.filter(user=user, organization_id=policy.organization_id)
+            .values_list("role", flat=True)
+            .first()
+        )
+        if role is None:
+            raise Http404("No such policy.")
+    access = OrganizationAccess(organization=policy.organization, user=user, role=role)
+    if access.can_manage:
+        return policy
+    if not policy_visible(access=access, policy=policy):
+        raise Http404("No such policy.")
+    raise PermissionDenied("Only an admin of this organization may change its policies.")
+
+
+def budget_for_change(*, user: Any, budget_id: int) -> Budget:
+    """A budget ``user`` may change: admins only; members who can see it get 403, others 404."""
+    return _policy_for_change(model=Budget, user=user, pk=budget_id)
+
+
+def rate_limit_for_change(*, user: Any, rate_limit_id: int) -> RateLimit:
+    """A rate limit ``user`` may change, decided as for budgets."""
+    return _policy_for_change(model=RateLimit, user=user, pk=rate_limit_id)
+
+
+def policy_targets(
+    *, access: OrganizationAccess, team: str | None, user: str | None, key: int | None
+) -> dict[str, Any]:
+    """The team, member and key a budget or rate limit names, each looked up in the organization.
+
+    Which of them a level needs is the service's rule; this only resolves names.
+    """
+    return {
+        "team": team_in(access=access, slug=team) if team else None,
+        "user": member_in(access=access, username=user) if user else None,
+        "key": key_in(access=access, key_id=key) if key is not None else None,
+    }

@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from governance.models import Membership, ModelPrice, Organization, Provider, Team, VirtualKey
+from governance.models import (
+    Budget,
+    BudgetSpend,
+    Level,
+    Membership,
+    ModelPrice,
+    Organization,
+    Provider,
+    RateLimit,
+    Team,
+    VirtualKey,
+)
 
 User = get_user_model()
 
@@ -65,3 +76,39 @@ def provider_list() -> QuerySet[Provider]:
 
 def price_list() -> QuerySet[ModelPrice]:
     return ModelPrice.objects.order_by("model")
+
+
+def _concerning(owner: Any) -> Q:
+    # What a developer sees of the organization's policies: its own and its keys', plus the shared ones.
+    return Q(level__in=[Level.ORGANIZATION, Level.TEAM]) | Q(user=owner) | Q(key__user=owner)
+
+
+def budget_list(*, organization: Organization, owner: Any | None = None) -> QuerySet[Budget]:
+    """Budgets of ``organization`` (only those concerning ``owner`` when given).
+
+    Each carries its latest persisted spend as ``spent_usd_latest`` and
+    ``spent_period_start``; whether that is the current period is for the caller
+    to decide, since rolling periods start at each budget's own anchor.
+    """
+    latest = BudgetSpend.objects.filter(budget=OuterRef("pk")).order_by("-period_start")
+    budgets = (
+        Budget.objects.filter(organization=organization)
+        .select_related("organization", "team", "user", "key")
+        .annotate(
+            spent_usd_latest=Subquery(latest.values("spent_usd")[:1]),
+            spent_period_start=Subquery(latest.values("period_start")[:1]),
+        )
+    )
+    if owner is not None:
+        budgets = budgets.filter(_concerning(owner))
+    return budgets.order_by("id")
+
+
+def rate_limit_list(*, organization: Organization, owner: Any | None = None) -> QuerySet[RateLimit]:
+    """Rate limits of ``organization`` (only those concerning ``owner`` when given)."""
+    limits = RateLimit.objects.filter(organization=organization).select_related(
+        "organization", "team", "user", "key", "provider"
+    )
+    if owner is not None:
+        limits = limits.filter(_concerning(owner))
+    return limits.order_by("id")

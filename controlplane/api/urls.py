@@ -3,10 +3,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
 from controlplane.api.auth import TokenCreateApi
+from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
 from controlplane.api.keys import KeyDisableApi, KeyEnableApi, KeysApi
 from controlplane.api.organizations import OrganizationsApi
 from controlplane.api.prices import PricesApi, PriceSetApi
 from controlplane.api.providers import ProvidersApi
+from controlplane.api.rate_limits import RateLimitDeleteApi, RateLimitsApi
 from controlplane.api.teams import TeamsApi
 from controlplane.api.users import UsersApi
 
@@ -24,8 +26,12 @@ urlpatterns = [
     path("organizations/", OrganizationsApi.as_view(), name="api-organizations"),
     path("organizations/<slug:slug>/teams/", TeamsApi.as_view(), name="api-teams"),
     path("organizations/<slug:slug>/keys/", KeysApi.as_view(), name="api-keys"),
+    path("organizations/<slug:slug>/budgets/", BudgetsApi.as_view(), name="api-budgets"),
+    path("organizations/<slug:slug>/rate-limits/", RateLimitsApi.as_view(), name="api-rate-limits"),
     path("keys/<int:key_id>/disable/", KeyDisableApi.as_view(), name="api-key-disable"),
     path("keys/<int:key_id>/enable/", KeyEnableApi.as_view(), name="api-key-enable"),
+    path("budgets/<int:budget_id>/", BudgetDeleteApi.as_view(), name="api-budget"),
+    path("rate-limits/<int:rate_limit_id>/", RateLimitDeleteApi.as_view(), name="api-rate-limit"),
     path("users/", UsersApi.as_view(), name="api-users"),
     path("providers/", ProvidersApi.as_view(), name="api-providers"),
     path("prices/", PricesApi.as_view(), name="api-prices"),

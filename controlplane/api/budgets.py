@@ -1,0 +1,133 @@
+"""Hard USD budgets on an organization, a team, a member or a key, per period."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.api.pagination import paginated_response
+from dataplane.limits import period_bounds
+from governance import access, selectors, services
+from governance.models import Budget, Level, Period
+
+SPENT_USD = serializers.DecimalField(max_digits=18, decimal_places=10, allow_null=True)
+LEVEL_TARGETS_HELP = (
+    "organization: none of team, user, key; team: a team slug; user: a member's username; "
+    "key: a key id."
+)
+
+
+def _current_period_start(budget: Budget) -> datetime:
+    start, _ = period_bounds(
+        budget.period, budget.rolling, budget.anchor.timestamp(), timezone.now().timestamp()
+    )
+    # Built as budget_spend_persist builds BudgetSpend.period_start, so the two compare equal.
+    return datetime.fromtimestamp(start, tz=UTC)
+
+
+class BudgetOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    level = serializers.ChoiceField(choices=Level.choices)
+    organization = serializers.SlugField(source="organization.slug")
+    team = serializers.SlugField(source="team.slug", allow_null=True, default=None)
+    user = serializers.CharField(source="user.username", allow_null=True, default=None)
+    key = serializers.IntegerField(source="key_id", allow_null=True)
+    key_prefix = serializers.CharField(source="key.prefix", allow_null=True, default=None)
+    amount_usd = serializers.DecimalField(max_digits=14, decimal_places=4)
+    period = serializers.ChoiceField(choices=Period.choices)
+    rolling = serializers.BooleanField(
+        help_text="Rolling periods repeat from the anchor; others follow the UTC calendar."
+    )
+    anchor = serializers.DateTimeField()
+    period_start = serializers.SerializerMethodField(help_text="Start of the current period.")
+    spent_usd = serializers.SerializerMethodField(
+        help_text="Spend of the current period as last persisted; null if none was yet."
+    )
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "Budget"
+
+    def get_period_start(self, budget: Budget) -> datetime:
+        return _current_period_start(budget)
+
+    @extend_schema_field(SPENT_USD)
+    def get_spent_usd(self, budget: Budget) -> str | None:
+        # Set by selectors.budget_list; a budget just written has no spend yet.
+        start = getattr(budget, "spent_period_start", None)
+        spent = getattr(budget, "spent_usd_latest", None)
+        if start is None or spent is None or start != _current_period_start(budget):
+            return None
+        return SPENT_USD.to_representation(spent)
+
+
+class BudgetsApi(APIView):
+    pagination_class = LimitOffsetPagination
+
+    class InputSerializer(serializers.Serializer):
+        level = serializers.ChoiceField(choices=Level.choices, help_text=LEVEL_TARGETS_HELP)
+        team = serializers.SlugField(required=False, default=None, allow_null=True)
+        user = serializers.CharField(required=False, default=None, allow_null=True, max_length=150)
+        key = serializers.IntegerField(required=False, default=None, allow_null=True)
+        amount_usd = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=0)
+        period = serializers.ChoiceField(choices=Period.choices)
+        rolling = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="Repeat every 1, 7, 30 or 365 days from now rather than by the calendar.",
+        )
+
+        class Meta:
+            ref_name = "BudgetSet"
+
+    @extend_schema(responses=BudgetOutputSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        org = access.organization_access(user=request.user, slug=slug)
+        owner = None if org.sees_every_key else request.user
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.budget_list(organization=org.organization, owner=owner),
+            serializer_class=BudgetOutputSerializer,
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: BudgetOutputSerializer},
+        description="Sets the budget of one target for one period: a second call for the same "
+        "target and period changes it.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        org = access.organization_access(user=request.user, slug=slug)
+        org.require_manage()
+        targets = access.policy_targets(
+            access=org, team=values["team"], user=values["user"], key=values["key"]
+        )
+        budget = services.budget_set(
+            actor=request.user,
+            level=values["level"],
+            organization=org.organization,
+            amount_usd=values["amount_usd"],
+            period=values["period"],
+            rolling=values["rolling"],
+            **targets,
+        )
+        return Response(BudgetOutputSerializer(budget).data, status=status.HTTP_201_CREATED)
+
+
+class BudgetDeleteApi(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, budget_id: int) -> Response:
+        budget = access.budget_for_change(user=request.user, budget_id=budget_id)
+        services.budget_delete(actor=request.user, budget=budget)
+        return Response(status=status.HTTP_204_NO_CONTENT)
