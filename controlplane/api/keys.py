@@ -112,3 +112,57 @@ class KeyEnableApi(APIView):
         key = access.key_for_change(user=request.user, key_id=key_id)
         key = services.key_enable(actor=request.user, key=key)
         return Response(KeyOutputSerializer(key).data)
+
+
+class KeyApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        allowed_models = serializers.ListField(
+            child=serializers.CharField(max_length=200),
+            help_text='Glob patterns such as "claude-sonnet-*"; empty allows every model the '
+            "organization and team allow.",
+        )
+
+        class Meta:
+            ref_name = "VirtualKeyUpdate"
+
+    @extend_schema(request=InputSerializer, responses=KeyOutputSerializer)
+    def patch(self, request: Request, key_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = access.key_for_change(user=request.user, key_id=key_id)
+        key = services.allowed_models_set(
+            actor=request.user, target=key, patterns=data.validated_data["allowed_models"]
+        )
+        return Response(KeyOutputSerializer(key).data)
+
+
+class KeyRotatedSerializer(KeyCreatedSerializer):
+    previous_valid_until = serializers.DateTimeField(
+        allow_null=True, help_text="Until when the old secret still works; null if not at all."
+    )
+
+    class Meta:
+        ref_name = "VirtualKeyRotated"
+
+
+class KeyRotateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        grace_seconds = serializers.IntegerField(
+            min_value=0,
+            required=False,
+            default=0,
+            help_text="How long the old secret keeps working, so clients can switch over.",
+        )
+
+        class Meta:
+            ref_name = "VirtualKeyRotate"
+
+    @extend_schema(request=InputSerializer, responses=KeyRotatedSerializer)
+    def post(self, request: Request, key_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = access.key_for_change(user=request.user, key_id=key_id)
+        key, secret = services.key_rotate(
+            actor=request.user, key=key, grace_seconds=data.validated_data["grace_seconds"]
+        )
+        return Response(KeyRotatedSerializer(key, context={"secret": secret}).data)

@@ -25,6 +25,10 @@ class OrganizationsApi(APIView):
         id = serializers.IntegerField()
         name = serializers.CharField()
         slug = serializers.SlugField()
+        allowed_models = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="Glob patterns every key here is held to; empty allows every model.",
+        )
         created_at = serializers.DateTimeField()
         role = serializers.CharField(
             allow_null=True,
@@ -51,3 +55,29 @@ class OrganizationsApi(APIView):
         access.platform_admin_require(user=request.user)
         org = services.organization_create(actor=request.user, **data.validated_data)
         return Response(self.OutputSerializer(org).data, status=status.HTTP_201_CREATED)
+
+
+class OrganizationApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        allowed_models = serializers.ListField(
+            child=serializers.CharField(max_length=200),
+            help_text='Glob patterns such as "claude-*"; empty allows every model.',
+        )
+
+        class Meta:
+            ref_name = "OrganizationUpdate"
+
+    @extend_schema(request=InputSerializer, responses=OrganizationsApi.OutputSerializer)
+    def patch(self, request: Request, slug: str) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        org = access.organization_access(user=request.user, slug=slug)
+        org.require_manage()
+        services.allowed_models_set(
+            actor=request.user,
+            target=org.organization,
+            patterns=data.validated_data["allowed_models"],
+        )
+        # Read back through the list's selector so the requester's role comes with it.
+        updated = selectors.organization_list(user=request.user).get(pk=org.organization.pk)
+        return Response(OrganizationsApi.OutputSerializer(updated).data)

@@ -26,6 +26,10 @@ class TeamsApi(APIView):
         organization = serializers.SlugField(source="organization.slug")
         name = serializers.CharField()
         slug = serializers.SlugField()
+        allowed_models = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="Glob patterns the team's keys are held to, within the organization's.",
+        )
         created_at = serializers.DateTimeField()
 
         class Meta:
@@ -51,3 +55,27 @@ class TeamsApi(APIView):
             actor=request.user, organization=org.organization, **data.validated_data
         )
         return Response(self.OutputSerializer(team).data, status=status.HTTP_201_CREATED)
+
+
+class TeamApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        allowed_models = serializers.ListField(
+            child=serializers.CharField(max_length=200),
+            help_text='Glob patterns such as "claude-sonnet-*"; empty allows every model the '
+            "organization allows.",
+        )
+
+        class Meta:
+            ref_name = "TeamUpdate"
+
+    @extend_schema(request=InputSerializer, responses=TeamsApi.OutputSerializer)
+    def patch(self, request: Request, slug: str, team_slug: str) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        org = access.organization_access(user=request.user, slug=slug)
+        team = access.team_of(access=org, slug=team_slug)
+        org.require_manage()
+        team = services.allowed_models_set(
+            actor=request.user, target=team, patterns=data.validated_data["allowed_models"]
+        )
+        return Response(TeamsApi.OutputSerializer(team).data)

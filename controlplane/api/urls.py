@@ -4,12 +4,12 @@ from rest_framework.permissions import IsAuthenticated
 
 from controlplane.api.auth import TokenCreateApi
 from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
-from controlplane.api.keys import KeyDisableApi, KeyEnableApi, KeysApi
-from controlplane.api.organizations import OrganizationsApi
+from controlplane.api.keys import KeyApi, KeyDisableApi, KeyEnableApi, KeyRotateApi, KeysApi
+from controlplane.api.organizations import OrganizationApi, OrganizationsApi
 from controlplane.api.prices import PricesApi, PriceSetApi
 from controlplane.api.providers import ProvidersApi
 from controlplane.api.rate_limits import RateLimitDeleteApi, RateLimitsApi
-from controlplane.api.teams import TeamsApi
+from controlplane.api.teams import TeamApi, TeamsApi
 from controlplane.api.users import UsersApi
 
 # drf-spectacular serves its views to anyone by default; the API's shape is for signed-in users.
@@ -24,12 +24,20 @@ urlpatterns = [
     ),
     path("auth/token/", TokenCreateApi.as_view(), name="api-token"),
     path("organizations/", OrganizationsApi.as_view(), name="api-organizations"),
+    path("organizations/<slug:slug>/", OrganizationApi.as_view(), name="api-organization"),
     path("organizations/<slug:slug>/teams/", TeamsApi.as_view(), name="api-teams"),
+    path(
+        "organizations/<slug:slug>/teams/<slug:team_slug>/",
+        TeamApi.as_view(),
+        name="api-team",
+    ),
     path("organizations/<slug:slug>/keys/", KeysApi.as_view(), name="api-keys"),
     path("organizations/<slug:slug>/budgets/", BudgetsApi.as_view(), name="api-budgets"),
     path("organizations/<slug:slug>/rate-limits/", RateLimitsApi.as_view(), name="api-rate-limits"),
+    path("keys/<int:key_id>/", KeyApi.as_view(), name="api-key"),
     path("keys/<int:key_id>/disable/", KeyDisableApi.as_view(), name="api-key-disable"),
     path("keys/<int:key_id>/enable/", KeyEnableApi.as_view(), name="api-key-enable"),
+    path("keys/<int:key_id>/rotate/", KeyRotateApi.as_view(), name="api-key-rotate"),
     path("budgets/<int:budget_id>/", BudgetDeleteApi.as_view(), name="api-budget"),
     path("rate-limits/<int:rate_limit_id>/", RateLimitDeleteApi.as_view(), name="api-rate-limit"),
     path("users/", UsersApi.as_view(), name="api-users"),
