@@ -17,10 +17,13 @@ from django.utils import timezone
 
 from governance import services
 from governance.models import (
+    Budget,
+    BudgetSpend,
     Membership,
     ModelPrice,
     Organization,
     Provider,
+    RateLimit,
     Team,
     VirtualKey,
 )
@@ -230,7 +233,7 @@ class VirtualKeyAdmin(TeamChoicesMixin, ServiceWrittenAdmin):
     list_select_related = ("organization", "team__organization", "user")
     search_fields = ("name", "prefix", "user__username")
     raw_id_fields = ("user",)
-    actions = ("disable_keys", "enable_keys")
+    actions = ("disable_keys", "enable_keys", "rotate_keys")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         # The digest is never shown; the rest of a saved key is read-only here.
@@ -260,6 +263,15 @@ class VirtualKeyAdmin(TeamChoicesMixin, ServiceWrittenAdmin):
         for key in queryset:
             services.key_enable(actor=request.user, key=key)
         self.message_user(request, f"Enabled {len(queryset)} key(s).", messages.SUCCESS)
+
+    # No grace period: rotating from here is for a secret that must stop working now.
+    @admin.action(
+        description="Rotate selected keys (old secrets stop working)", permissions=["change"]
+    )
+    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
+        for key in queryset:
+            key, secret = services.key_rotate(actor=request.user, key=key)
+            messages.success(request, f"The new secret of {key.name}, shown only now, is: {secret}")
 
 
 class ModelPriceForm(forms.ModelForm):
@@ -311,3 +323,183 @@ class ModelPriceAdmin(admin.ModelAdmin):
             cache_read_per_mtok=obj.cache_read_per_mtok,
         )
         _adopt(obj, price)
+
+
+class ScopedPolicyForm(forms.ModelForm):
+    """Checks that the team, member and key named belong to the organization; the
+    models' constraints check that the level names exactly its own target."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        org = data.get("organization") or getattr(self.instance, "organization", None)
+        if org is None:
+            return data
+        team, user, key = data.get("team"), data.get("user"), data.get("key")
+        if team is not None and team.organization_id != org.pk:
+            self.add_error("team", "The team belongs to another organization.")
+        if key is not None and key.organization_id != org.pk:
+            self.add_error("key", "The key belongs to another organization.")
+        if user is not None and not user.memberships.filter(organization=org).exists():
+            self.add_error("user", f"{user} is not a member of {org.slug}.")
+        return data
+
+
+class BudgetForm(ScopedPolicyForm):
+    class Meta:
+        model = Budget
+        fields = ("level", "organization", "team", "user", "key", "amount_usd", "period", "rolling")
+
+
+class ScopedPolicyAdmin(TeamChoicesMixin, admin.ModelAdmin):
+    list_filter = ("level", "organization")
+    list_select_related = ("organization", "team__organization", "user", "key")
+    raw_id_fields = ("user", "key")
+    # What identifies a policy to its service; changing one of these makes another policy.
+    identity: tuple[str, ...] = ()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return self.identity if obj else ()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.policy_delete(actor=request.user, policy=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for policy in queryset:
+            self.policy_delete(actor=request.user, policy=policy)
+
+    def policy_delete(self, *, actor: Any, policy: Any) -> None:
+        raise NotImplementedError
+
+
+@admin.register(Budget)
+class BudgetAdmin(ScopedPolicyAdmin):
+    form = BudgetForm
+    list_display = (
+        "level",
+        "organization",
+        "team",
+        "user",
+        "key",
+        "amount_usd",
+        "period",
+        "rolling",
+    )
+    identity = ("level", "organization", "team", "user", "key", "period")
+
+    def save_model(self, request: HttpRequest, obj: Budget, form: Any, change: bool) -> None:
+        budget = services.budget_set(
+            actor=request.user,
+            level=obj.level,
+            organization=obj.organization,
+            team=obj.team,
+            user=obj.user,
+            key=obj.key,
+            amount_usd=obj.amount_usd,
+            period=obj.period,
+            rolling=obj.rolling,
+        )
+        _adopt(obj, budget)
+
+    def policy_delete(self, *, actor: Any, policy: Budget) -> None:
+        services.budget_delete(actor=actor, budget=policy)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # Persisted spend goes with its budget; that it cannot be deleted alone must not block this.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(BudgetSpend._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+
+class RateLimitForm(ScopedPolicyForm):
+    class Meta:
+        model = RateLimit
+        fields = (
+            "level",
+            "organization",
+            "team",
+            "user",
+            "key",
+            "metric",
+            "limit",
+            "window_seconds",
+            "model_pattern",
+            "provider",
+        )
+
+    def clean_window_seconds(self) -> int:
+        # The service's bound, checked here so the form can say so instead of failing on save.
+        window = self.cleaned_data["window_seconds"]
+        if window > 31 * 86400:
+            raise forms.ValidationError("The window must be between 1 second and 31 days.")
+        return window
+
+
+@admin.register(RateLimit)
+class RateLimitAdmin(ScopedPolicyAdmin):
+    form = RateLimitForm
+    list_display = (
+        "level",
+        "organization",
+        "team",
+        "user",
+        "key",
+        "metric",
+        "limit",
+        "window_seconds",
+        "model_pattern",
+        "provider",
+    )
+    list_select_related = (*ScopedPolicyAdmin.list_select_related, "provider")
+    identity = (
+        "level",
+        "organization",
+        "team",
+        "user",
+        "key",
+        "metric",
+        "window_seconds",
+        "model_pattern",
+        "provider",
+    )
+
+    def save_model(self, request: HttpRequest, obj: RateLimit, form: Any, change: bool) -> None:
+        rate_limit = services.rate_limit_set(
+            actor=request.user,
+            level=obj.level,
+            organization=obj.organization,
+            team=obj.team,
+            user=obj.user,
+            key=obj.key,
+            metric=obj.metric,
+            limit=obj.limit,
+            window_seconds=obj.window_seconds,
+            model_pattern=obj.model_pattern,
+            provider=obj.provider,
+        )
+        _adopt(obj, rate_limit)
+
+    def policy_delete(self, *, actor: Any, policy: RateLimit) -> None:
+        services.rate_limit_delete(actor=actor, rate_limit=policy)
+
+
+@admin.register(BudgetSpend)
+class BudgetSpendAdmin(admin.ModelAdmin):
+    """Written only by the periodic copy from the counter store; shown for reference."""
+
+    list_display = ("budget", "period_start", "spent_usd", "persisted_at")
+    list_filter = ("budget__organization",)
+    list_select_related = (
+        "budget__organization",
+        "budget__team__organization",
+        "budget__user",
+        "budget__key",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
