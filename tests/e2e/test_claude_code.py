@@ -68,3 +68,50 @@ def test_it_runs_a_bash_tool_turn(gateway, world, ledger, anthropic_upstream, tm
     rows = ledger(2, key_prefix=world.key.prefix, endpoint="messages")
     assert len(rows) >= 2
     assert all(r.cost_usd > 0 for r in rows)
+
+
+def test_it_shows_the_budget_message_and_stops_without_retrying(gateway, world, publish, ledger, tmp_path):
+    from decimal import Decimal
+
+    from governance import services
+
+    services.budget_set(
+        actor=world.alice, level="team", organization=world.acme, team=world.payments,
+        amount_usd=Decimal("0.0001"), period="monthly",
+    )
+    publish()
+    proc = run_claude(gateway, world.secret, "Say hello", tmp_path, timeout=60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Team 'Payments' monthly budget of $0.00 is used up" in output, output[-2000:]
+    assert "Ask your platform admin to raise it." in output
+    rows = ledger(1, key_prefix=world.key.prefix, timeout=3)
+    refused = [r for r in rows if r.status == 402]
+    # Claude Code does not retry a 402: one attempt, one row.
+    assert len(refused) == 1, [(r.endpoint, r.status) for r in rows]
+
+
+def test_it_waits_out_a_rate_limit_and_then_succeeds(gateway, world, publish, ledger, tmp_path):
+    import httpx
+
+    from governance import services
+
+    services.rate_limit_set(
+        actor=world.alice, level="key", organization=world.acme, key=world.key,
+        metric="requests", limit=1, window_seconds=4,
+    )
+    publish()
+    # Use up the window just before Claude Code starts.
+    first = httpx.post(
+        f"{gateway.url}/v1/messages",
+        content=b'{"model":"claude-sonnet-4-6","max_tokens":5,"messages":[{"role":"user","content":"x"}]}',
+        headers={"x-api-key": world.secret, "content-type": "application/json"},
+    )
+    assert first.status_code == 200
+    proc = run_claude(gateway, world.secret, "Say hello", tmp_path, timeout=120)
+    result = result_of(proc)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Hello from the fake Anthropic API" in result["result"]
+    rows = [r for r in ledger(3, key_prefix=world.key.prefix) if r.endpoint == "messages"]
+    statuses = [r.status for r in rows]
+    assert statuses[0] == 200 and 429 in statuses and statuses[-1] == 200, statuses
