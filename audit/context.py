@@ -12,6 +12,7 @@ class RequestContext:
     ip: str | None = None
 
 
-current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(
-    "tollgate_request_context", default=RequestContext()
+_NONE = RequestContext()
+current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(  # noqa: B039 (frozen, immutable)
+    "tollgate_request_context", default=_NONE
 )

@@ -156,7 +156,7 @@ async def relay(
                 f"Tollgate could not reach provider '{provider.name}' ({type(exc).__name__}). "
                 "Retrying shortly usually helps; if it persists, tell your platform admin.",
             ) from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise GatewayError(504, f"Provider '{provider.name}' did not answer in time.") from None
         try:
             await _relay_response(gw, send, x, response)
@@ -192,7 +192,7 @@ async def _relay_response(gw: Gateway, send: Send, x: Exchange, response: aiohtt
                     x.first_byte = gw.clock()
                 scanner.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             # Headers are gone already: end the stream the way Anthropic does.
             message = f"The provider connection broke mid-stream ({type(exc).__name__}); retry the request."
             x.error_type = "upstream_stream_error"
@@ -210,9 +210,7 @@ async def _relay_response(gw: Gateway, send: Send, x: Exchange, response: aiohtt
         raise GatewayError(502, f"The provider connection broke ({type(exc).__name__}); retry the request.") from None
     x.upstream_ended = gw.clock()
     x.first_byte = x.upstream_ended
-    if x.endpoint == "messages":
-        x.usage = usage_from_json(payload)
-    elif response.status >= 400:
+    if x.endpoint == "messages" or response.status >= 400:
         x.usage = usage_from_json(payload)
     elif x.endpoint == "models" and x.key is not None and x.key.allowed:
         payload = _filter_models(payload, x.key)

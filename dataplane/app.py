@@ -7,6 +7,7 @@ Channels' AsyncHttpConsumer ~110 µs more than this (docs/hot-path.md).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -23,9 +24,18 @@ from dataplane.errors import GatewayError, anthropic_error_body
 from dataplane.events import UsageEvents
 from dataplane.exchange import Exchange
 from dataplane.http import ClientGone, Receive, Scope, Send, send_response
-from dataplane.limits import DEFAULT_MAX_TOKENS, NANO, MemoryCounters, RedisCounters, Refusal, plan_for, reservation_nano
+from dataplane.limits import (
+    DEFAULT_MAX_TOKENS,
+    NANO,
+    MemoryCounters,
+    RedisCounters,
+    Refusal,
+    plan_for,
+    reservation_nano,
+)
 from dataplane.metrics import Metrics
 from dataplane.refresh import SnapshotHolder
+from dataplane.resp import RedisPipe
 from dataplane.snapshot import KeyEntry
 
 log = logging.getLogger("tollgate.gateway")
@@ -52,8 +62,23 @@ def _redis(url: str) -> Any:
     return aioredis.Redis(connection_pool=pool)
 
 
-def _request_id() -> str:
-    return "tg_" + os.urandom(12).hex()
+class _RequestIds:
+    """Unique, cheap request ids: a random per-process prefix and a counter
+    (os.urandom per request is a system call)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        # Called again in a forked worker, so no two processes share a prefix.
+        self.prefix = "tg_" + os.urandom(8).hex()
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):08x}"
+
+
+_request_id = _RequestIds()
 
 
 class Gateway:
@@ -67,13 +92,13 @@ class Gateway:
         self.metrics = Metrics()
         self.clock = time.perf_counter
         self.started = False
-        self._background: set[asyncio.Task[None]] = set()
 
     # --- lifespan -----------------------------------------------------------
 
     async def startup(self) -> None:
         from governance.sealing import unseal
 
+        _request_id.reset()
         self.config = GatewayConfig.from_settings()
         if self.config.redis_url:
             self.redis = _redis(self.config.redis_url)
@@ -88,12 +113,7 @@ class Gateway:
             skip_auto_headers=("User-Agent",),
         )
         if self.config.counters_url:
-            counters_client = (
-                self.redis
-                if self.redis is not None and self.config.counters_url == self.config.redis_url
-                else _redis(self.config.counters_url)
-            )
-            self.counters = RedisCounters(counters_client)
+            self.counters = RedisCounters(RedisPipe(self.config.counters_url, timeout=2.0))
         else:
             self.counters = MemoryCounters()
         self.holder = SnapshotHolder(self.config, unseal, self.redis)
@@ -114,11 +134,11 @@ class Gateway:
     async def shutdown(self) -> None:
         if not self.started:
             return
-        if self._background:
-            await asyncio.wait(self._background, timeout=10)
         await self.holder.stop()
         await self.events.close()
         await self.session.close()
+        if isinstance(self.counters, RedisCounters):
+            await self.counters.pipe.close()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -199,21 +219,17 @@ class Gateway:
             ) from None
         x.plan = plan
 
-    def settle(self, x: Exchange) -> None:
-        """Replace the reservation with the actual cost; off the response's path."""
+    async def settle(self, x: Exchange) -> None:
+        """Replace the reservation with the actual cost. Runs after the response's
+        last byte is sent, so the client does not wait for it."""
         plan = x.plan
         if plan is None:
             return
-        task = asyncio.get_running_loop().create_task(self._settle(plan, int(x.cost * NANO), x.tokens))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _settle(self, plan: Any, cost_nano: int, tokens: int) -> None:
         for delay in (0.0, 0.5, 2.0, 5.0):
             if delay:
                 await asyncio.sleep(delay)
             try:
-                await self.counters.settle(plan, cost_nano, tokens)
+                await self.counters.settle(plan, int(x.cost * NANO), x.tokens)
                 return
             except Exception as exc:
                 self.metrics.inc("tollgate_counter_store_errors_total", step="settle")
@@ -276,8 +292,8 @@ class Gateway:
                 )
                 return
         self.events.emit(x.event(self.holder.current))
-        self.settle(x)
         self.metrics.inc("tollgate_requests_total", endpoint=endpoint, code=str(x.status))
+        await self.settle(x)
 
     async def _refuse(self, send: Send, x: Exchange, err: GatewayError, *, record: bool) -> None:
         x.fail(err.status, err.error_type, err.message)
@@ -290,7 +306,7 @@ class Gateway:
         await send_response(send, err.status, headers, anthropic_error_body(err.error_type, err.message, x.request_id))
         if record:
             self.events.emit(x.event(self.holder.current))
-            self.settle(x)
+            await self.settle(x)
 
     async def _local(self, scope: Scope, path: str, send: Send) -> None:
         if path == "/api/hello":

@@ -16,6 +16,7 @@ the worker replays into the stream once Redis answers again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -138,10 +139,8 @@ class UsageEvents:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if not self._buffer:
             return
         batch, self._buffer = self._buffer, []

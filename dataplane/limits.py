@@ -214,8 +214,7 @@ def reservation_nano(body_bytes: int, max_tokens: int, price: Any) -> int:
     """The worst case a request can cost: every byte of the body a token at the
     dearer of the input and cache-write prices, plus ``max_tokens`` of output.
     (Tokens run at about four bytes of JSON each, so this over-reserves.)"""
-    per_input = max(price.input, price.cache_write)
-    return int((body_bytes // 3 + 1) * per_input * NANO + max_tokens * price.output * NANO) + 1
+    return int((body_bytes // 3 + 1) * price.reserve_input_nano + max_tokens * price.output_nano) + 1
 
 
 def budget_refusal(step: BudgetStep) -> Refusal:
@@ -359,10 +358,10 @@ return 0
 
 
 class RedisCounters:
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self._admit = client.register_script(ADMIT_LUA)
-        self._settle = client.register_script(SETTLE_LUA)
+    """The counters in Redis, over a pipelined connection (dataplane/resp.py)."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
 
     async def admit(self, plan: Plan, now: float) -> None:
         keys: list[str] = []
@@ -373,7 +372,7 @@ class RedisCounters:
         for w in plan.windows:
             keys += (w.current, w.previous)
             args += (w.rule.limit, repr(w.prev_weight), 1 if w.rule.metric == "requests" else 0, w.ttl)
-        result = await self._admit(keys=keys, args=args)
+        result = await self.pipe.script(ADMIT_LUA, keys, args)
         code = int(result[0])
         if code == 0:
             plan.admitted = True
@@ -395,10 +394,10 @@ class RedisCounters:
         for w in token_windows:
             keys.append(w.current)
             window_args += (tokens, w.ttl)
-        await self._settle(keys=keys, args=args + budget_args + window_args)
+        await self.pipe.script(SETTLE_LUA, keys, args + budget_args + window_args)
 
     async def spent(self, key: str) -> tuple[int, int]:
-        spent, reserved = await self.client.hmget(key, "spent", "reserved")
+        spent, reserved = await self.pipe.call("HMGET", key, "spent", "reserved")
         return int(spent or 0), int(reserved or 0)
 
 

@@ -9,6 +9,7 @@ only ever a nudge.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -68,18 +69,14 @@ class SnapshotHolder:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass
 
     async def _poll(self) -> None:
         interval = self.config.snapshot_poll_seconds
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.refresh()
@@ -99,7 +96,7 @@ class SnapshotHolder:
                 while True:
                     try:
                         message = await asyncio.wait_for(layer.receive(channel), timeout=3600)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         # Group membership expires in the channel layer; renew it.
                         await layer.group_add(snap.CHANGE_GROUP, channel)
                         continue

@@ -16,11 +16,11 @@ import fcntl
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fnmatch import translate
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -48,10 +48,7 @@ class KeyEntry:
     limits: tuple[LimitRule, ...] = ()
 
     def allows(self, model: str) -> bool:
-        for pattern in self.allowed:
-            if pattern.match(model) is None:
-                return False
-        return True
+        return all(pattern.match(model) is not None for pattern in self.allowed)
 
     @property
     def governed(self) -> bool:
@@ -69,12 +66,19 @@ class ProviderEntry:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per token (the stored figures are per million)."""
+    """USD per token (the stored figures are per million). The float nano-USD
+    figures serve reservations, which are estimates; costs use the Decimals."""
 
     input: Decimal
     output: Decimal
     cache_write: Decimal
     cache_read: Decimal
+    reserve_input_nano: float = 0.0
+    output_nano: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reserve_input_nano", float(max(self.input, self.cache_write) * NANO))
+        object.__setattr__(self, "output_nano", float(self.output * NANO))
 
 
 @dataclass(slots=True)

@@ -86,7 +86,7 @@ class GatewayProcess:
             **env,
         }
         self.log_path = state_dir / f"gateway-{self.port}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (open for the process's lifetime)
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "uvicorn", "dataplane.asgi:application",

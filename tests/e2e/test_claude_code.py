@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import orjson
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CLAUDE = ROOT / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"

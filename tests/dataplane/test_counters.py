@@ -1,0 +1,216 @@
+"""The counter stores, Redis and in-process, held to one contract."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+from dataplane.limits import (
+    NANO,
+    RESERVATION_TTL,
+    BudgetRule,
+    LimitRule,
+    MemoryCounters,
+    RedisCounters,
+    Refusal,
+    period_bounds,
+    plan_for,
+)
+from dataplane.resp import RedisPipe
+from tests.conftest import REDIS
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ["memory", "redis"] if REDIS else ["memory"]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def budget_rule(amount_usd: str = "1", floor: int = 0, start: float = 0.0) -> BudgetRule:
+    return BudgetRule(
+        uid=uuid.uuid4().hex, id=1, organization_id=7, label="Team 'core'", amount_nano=int(float(amount_usd) * NANO),
+        amount_usd=amount_usd, period="monthly", rolling=False, anchor=0.0, floor_nano=floor, floor_period_start=start,
+    )
+
+
+def limit_rule(metric: str, limit: int, window: int = 60) -> LimitRule:
+    return LimitRule(uid=uuid.uuid4().hex, id=2, organization_id=7, label="This key", metric=metric, limit=limit, window=window)
+
+
+async def store(kind: str):
+    if kind == "memory":
+        return MemoryCounters()
+    return RedisCounters(RedisPipe(REDIS_URL))
+
+
+def plan(budgets=(), limits=(), reserve=0, now=1_000_000.0, rid=None):
+    return plan_for(
+        prefix="tgtest-counters:", request_id=rid or uuid.uuid4().hex,
+        budgets=tuple(budgets), limits=tuple(limits), model="m", provider_id=None, reserve_nano=reserve, now=now,
+    )
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_reserves_then_settles_at_the_actual_cost(kind):
+    async def scenario():
+        s = await store(kind)
+        rule = budget_rule("1")
+        a = plan([rule], reserve=NANO // 2)
+        await s.admit(a, 1_000_000.0)
+        b = plan([rule], reserve=NANO // 2)
+        await s.admit(b, 1_000_000.0)
+        with pytest.raises(Refusal) as refused:
+            await s.admit(plan([rule], reserve=1), 1_000_000.0)
+        assert refused.value.status == 402 and refused.value.message.startswith("Team 'core' monthly budget of $1.00")
+        await s.settle(a, NANO // 10, 0)
+        assert await s.spent(a.budgets[0].key) == (NANO // 10, NANO // 2)
+        await s.settle(b, 0, 0)
+        assert await s.spent(a.budgets[0].key) == (NANO // 10, 0)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_starts_an_empty_counter_from_the_published_floor(kind):
+    async def scenario():
+        s = await store(kind)
+        now = 1_000_000.0
+        start, _ = period_bounds("monthly", False, 0.0, now)
+        rule = budget_rule("1", floor=NANO - 10, start=start)
+        with pytest.raises(Refusal):
+            await s.admit(plan([rule], reserve=11, now=now), now)
+        await s.admit(plan([rule], reserve=10, now=now), now)
+        # A floor from another period does not apply.
+        stale = budget_rule("1", floor=NANO, start=start - 1)
+        await s.admit(plan([stale], reserve=10, now=now), now)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_expires_reservations_never_settled(kind):
+    async def scenario():
+        s = await store(kind)
+        rule = budget_rule("1")
+        now = 1_000_000.0
+        await s.admit(plan([rule], reserve=NANO, now=now), now)
+        with pytest.raises(Refusal):
+            await s.admit(plan([rule], reserve=1, now=now), now)
+        later = now + RESERVATION_TTL + 1
+        await s.admit(plan([rule], reserve=NANO, now=now), later)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_admits_nothing_when_one_level_refuses(kind):
+    async def scenario():
+        s = await store(kind)
+        roomy, tight = budget_rule("10"), budget_rule("0.000000001")
+        window = limit_rule("requests", 5)
+        p = plan([roomy, tight], [window], reserve=NANO)
+        with pytest.raises(Refusal):
+            await s.admit(p, 1_000_000.0)
+        assert await s.spent(p.budgets[0].key) == (0, 0)
+        # The window was not counted either: five requests still fit.
+        for _ in range(5):
+            await s.admit(plan([roomy], [window], reserve=1), 1_000_000.0)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_slides_request_windows_and_says_when_to_retry(kind):
+    async def scenario():
+        s = await store(kind)
+        rule = limit_rule("requests", 3, window=60)
+        t0 = 6_000_000.0  # a window boundary
+        for _ in range(3):
+            await s.admit(plan(limits=[rule], now=t0 + 10), t0 + 10)
+        with pytest.raises(Refusal) as refused:
+            await s.admit(plan(limits=[rule], now=t0 + 20), t0 + 20)
+        assert refused.value.status == 429 and 1 <= refused.value.retry_after <= 60
+        # Half-way through the next window, half of the previous one still counts.
+        await s.admit(plan(limits=[rule], now=t0 + 90), t0 + 90)
+        with pytest.raises(Refusal):
+            await s.admit(plan(limits=[rule], now=t0 + 90), t0 + 90)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_counts_tokens_at_settlement(kind):
+    async def scenario():
+        s = await store(kind)
+        rule = limit_rule("tokens", 100)
+        now = 6_000_010.0
+        first = plan(limits=[rule], now=now)
+        await s.admit(first, now)
+        await s.settle(first, 0, 150)
+        with pytest.raises(Refusal) as refused:
+            await s.admit(plan(limits=[rule], now=now), now)
+        assert "100 tokens per minute" in refused.value.message
+
+    run(scenario())
+
+
+# --- the pipelined connection --------------------------------------------------------
+
+needs_redis = pytest.mark.skipif(not REDIS, reason="talks to the Redis server")
+
+
+@needs_redis
+def test_it_matches_concurrent_replies_to_their_calls():
+    async def scenario():
+        pipe = RedisPipe(REDIS_URL)
+        key = f"tgtest-pipe-{uuid.uuid4().hex}"
+        results = await asyncio.gather(*(pipe.call("INCR", key) for _ in range(500)))
+        assert sorted(results) == list(range(1, 501))
+        echoes = await asyncio.gather(*(pipe.call("ECHO", f"m{i}") for i in range(200)))
+        assert echoes == [f"m{i}".encode() for i in range(200)]
+        await pipe.call("DEL", key)
+        await pipe.close()
+
+    run(scenario())
+
+
+@needs_redis
+def test_it_keeps_order_after_an_error_reply_and_reloads_flushed_scripts():
+    async def scenario():
+        pipe = RedisPipe(REDIS_URL)
+        with pytest.raises(Exception, match="unknown command"):
+            await pipe.call("NOSUCHCOMMAND")
+        assert await pipe.call("ECHO", "after") == b"after"
+        source = f"return '{uuid.uuid4().hex}'"
+        first = await pipe.script(source, [], [])
+        await pipe.call("SCRIPT", "FLUSH")
+        assert await pipe.script(source, [], []) == first
+        await pipe.close()
+
+    run(scenario())
+
+
+@needs_redis
+def test_it_fails_calls_in_flight_on_a_silent_server_and_recovers():
+    async def scenario():
+        pipe = RedisPipe(REDIS_URL, timeout=0.4)
+        blocked = asyncio.ensure_future(pipe.call("BLPOP", f"tgtest-never-{uuid.uuid4().hex}", 5))
+        with pytest.raises(ConnectionError, match="did not answer"):
+            await blocked
+        assert await pipe.call("PING") == b"PONG"
+        await pipe.close()
+
+    run(scenario())
+
+
+def test_it_reports_an_unreachable_server_quickly():
+    async def scenario():
+        pipe = RedisPipe("redis://127.0.0.1:9/0", timeout=1)
+        with pytest.raises(ConnectionError, match="cannot reach redis"):
+            await pipe.call("PING")
+
+    run(scenario())
