@@ -1,16 +1,28 @@
 """Data-plane benchmark: the gateway against a direct call to the same upstream.
 
-    .venv/bin/python bench/run.py            # full run (~3-4 min), writes docs/benchmarks.md
+    .venv/bin/python bench/run.py            # full run (~4 min), writes docs/benchmarks.md
     .venv/bin/python bench/run.py --quick    # smoke run (~1 min), prints only
+    .venv/bin/python bench/run.py --backend embedded|redis
 
 Everything runs on 127.0.0.1 in a throwaway directory: the fake Anthropic
 server (tests/fakes/anthropic.py, its own process), a world seeded through
 governance.services in a fresh SQLite database (bench/seed.py), and the data
-plane as production runs it (uvicorn, uvloop + httptools, 2 worker processes,
-embedded mode: file snapshot, usage events to spool files).
+plane as production runs it (uvicorn, uvloop + httptools, 2 worker processes).
 
-Per scenario (non-streaming, streaming), each against the fake directly and
-through the gateway:
+Backends: ``embedded`` (file snapshot, usage events to spool files, budget and
+rate counters in process) or ``redis`` (snapshot, usage events and counters in
+Redis). The default is ``redis`` when REDIS_URL is set or
+redis://127.0.0.1:6379/0 answers PING, else ``embedded``. The Redis may be
+shared: everything goes under a fresh ``TOLLGATE_REDIS_PREFIX``
+(``tgbench-<random>:``), the usage stream is trimmed between phases (no log
+writer consumes it here), and every key under the prefix is deleted at the end
+(SCAN + DEL; never FLUSHDB).
+
+Scenarios: non-streaming and streaming with a plain virtual key, each against
+the fake directly and through the gateway; and non-streaming through the
+gateway with a second key that has a USD budget at all four levels and a
+request-rate limit (admission and settlement on every request; its *direct*
+figures are the non-streaming ones). For each:
 
 - latency at a fixed offered rate (1,000 rps) from an open-loop generator
   (bench/openloop.py) that measures from each request's scheduled send time;
@@ -32,6 +44,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -58,6 +71,9 @@ PATH = "/v1/messages"
 WORKERS = 2
 RATE = 1000
 TARGET_CPU_US = 400
+TARGET_GOVERNED_CPU_US = 300
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+PLAIN, GOVERNED, STREAMING = "non-streaming", "non-streaming, budgets on", "streaming"
 TARGET_P99_OVERHEAD_MS = 5.0
 RESULTS_MARKER = "<!-- results: everything below this line is rewritten by bench/run.py -->"
 
@@ -154,7 +170,27 @@ def machine_facts() -> dict[str, str]:
         "python": platform.python_version(),
         "wrk": wrk,
         "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "code": code_version(),
     }
+
+
+def code_version() -> str:
+    """The commit measured, and whether the working tree differed from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.splitlines()
+    except OSError:
+        return "unknown"
+    if not head:
+        return "unknown"
+    return head + (f" + uncommitted changes in {len(dirty)} file(s)" if dirty else "")
 
 
 # --- processes ------------------------------------------------------------------
@@ -192,11 +228,82 @@ class Service:
         self.log_file.close()
 
 
+class RedisSide:
+    """The benchmark's corner of a (possibly shared) Redis: one key prefix."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis  # only needed for this backend
+
+        self.url = url
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(url, socket_timeout=10)
+        self.usage_events = 0  # seen in the stream (and trimmed) so far
+
+    def cpu_us(self) -> float:
+        """The whole Redis server's CPU so far (INFO cpu): other clients' work included."""
+        info = self.client.info("cpu")
+        return (float(info["used_cpu_user"]) + float(info["used_cpu_sys"])) * 1e6
+
+    def scripts(self) -> tuple[int, float]:
+        """Lua script calls (EVALSHA + EVAL) and their µs in Redis so far, whole server."""
+        stats = self.client.info("commandstats")
+        calls, usec = 0, 0.0
+        for name in ("cmdstat_evalsha", "cmdstat_eval"):
+            if name in stats:
+                calls += int(stats[name]["calls"])
+                usec += float(stats[name]["usec"])
+        return calls, usec
+
+    def drain_usage(self) -> int:
+        """Count the usage events the gateway has written, then trim the stream.
+
+        Nothing consumes the stream here, so it would otherwise grow by one
+        entry per request in a Redis that others use."""
+        time.sleep(0.2)  # a flush is due every 50 ms
+        stream = f"{self.prefix}usage"
+        n = int(self.client.xlen(stream))
+        if n:
+            self.client.xtrim(stream, maxlen=0, approximate=False)
+        self.usage_events += n
+        return n
+
+    def keys(self, pattern: str = "*") -> list[bytes]:
+        glob = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + pattern
+        return list(self.client.scan_iter(match=glob, count=1000))
+
+    def cleanup(self) -> int:
+        """Delete every key under the prefix (SCAN + DEL); never FLUSHDB/FLUSHALL."""
+        deleted = 0
+        for _ in range(3):  # a late flush or nudge may add a key behind the scan
+            keys = self.keys()
+            if not keys:
+                break
+            for i in range(0, len(keys), 500):
+                deleted += int(self.client.delete(*keys[i : i + 500]))
+            time.sleep(0.2)
+        return deleted
+
+
+def redact(url: str) -> str:
+    """The URL without any password in it (it goes into logs and the docs)."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
 @dataclass
 class Harness:
     tmp: Path
     env: dict[str, str]
     services: list[Service] = field(default_factory=list)
+    redis: RedisSide | None = None
 
     def start(self, name: str, argv: list[str]) -> Service:
         log_path = self.tmp / f"{name}.log"
@@ -312,6 +419,7 @@ class Target:
     url: str
     key: str
     pids: list[int]  # processes whose CPU is charged to this target
+    tag: str = "plain"  # which key: "plain" | "governed"
 
 
 def runq_wait_ns(pid: int) -> int:
@@ -327,6 +435,28 @@ def cpu_snapshot(pids: list[int]) -> dict[int, tuple[int, int]]:
     return {pid: (cpu_ticks(pid), runq_wait_ns(pid)) for pid in pids}
 
 
+def redis_cpu_before(h: Harness, target: Target) -> tuple[float, int, float] | None:
+    if h.redis is None or target.name != "gateway":
+        return None
+    return (h.redis.cpu_us(), *h.redis.scripts())
+
+
+def redis_cpu_after(
+    h: Harness, before: tuple[float, int, float] | None, out: dict[str, Any], served: int
+) -> None:
+    """Redis server CPU and Lua script time per request over a gateway phase, and
+    the usage events it took."""
+    if h.redis is None or before is None:
+        return
+    cpu, calls, usec = h.redis.cpu_us(), *h.redis.scripts()
+    out["redis_cpu_us_per_req"] = (cpu - before[0]) / served if served else None
+    out["redis_script_calls_per_req"] = (calls - before[1]) / served if served else None
+    out["redis_script_us_per_call"] = (
+        (usec - before[2]) / (calls - before[1]) if calls > before[1] else None
+    )
+    out["usage_events"] = h.redis.drain_usage()
+
+
 def cpu_us_since(before: dict[int, tuple[int, int]]) -> tuple[float, dict[int, float], float]:
     """CPU µs (utime+stime) in total and by pid, and run-queue wait µs, since ``before``."""
     per = {pid: (cpu_ticks(pid) - t[0]) * 1e6 / CLK_TCK for pid, t in before.items()}
@@ -337,7 +467,7 @@ def cpu_us_since(before: dict[int, tuple[int, int]]) -> tuple[float, dict[int, f
 def run_wrk(
     h: Harness, wrk: str, target: Target, stream: bool, threads: int, conns: int, seconds: float
 ) -> dict[str, Any]:
-    script = h.tmp / f"wrk-{target.name}-{'stream' if stream else 'plain'}.lua"
+    script = h.tmp / f"wrk-{target.name}-{target.tag}-{'stream' if stream else 'plain'}.lua"
     script.write_text(WRK_LUA.format(body=body(stream), key=target.key))
     argv = [
         wrk,
@@ -350,6 +480,7 @@ def run_wrk(
         str(script),
         target.url + PATH,
     ]
+    redis_before = redis_cpu_before(h, target)
     before = cpu_snapshot(target.pids)
     res = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     cpu_us, per_pid, wait_us = cpu_us_since(before)
@@ -366,6 +497,7 @@ def run_wrk(
     out["runq_wait_us_per_req"] = wait_us / out["requests"] if out["requests"] else None
     out["cpu_us_by_pid"] = {str(k): round(v) for k, v in per_pid.items()}
     out["argv"] = " ".join(argv[:5])
+    redis_cpu_after(h, redis_before, out, out["requests"])
     if errors:
         log(
             f"  wrk {target.name}: {errors} errors (status {out['status']}, timeout {out['timeout']}, "
@@ -375,7 +507,7 @@ def run_wrk(
 
 
 def run_openloop(
-    target: Target, stream: bool, rate: float, seconds: float, warmup: float, env: dict[str, str]
+    h: Harness, target: Target, stream: bool, rate: float, seconds: float, warmup: float
 ) -> dict[str, Any]:
     argv = [
         PY,
@@ -399,9 +531,11 @@ def run_openloop(
         "--timeout",
         "10",
     ]
+    redis_before = redis_cpu_before(h, target)
     before = cpu_snapshot(target.pids)
-    out = json.loads(run_checked(argv, env, seconds + warmup + 60, "open-loop generator"))
+    out = json.loads(run_checked(argv, h.env, seconds + warmup + 60, "open-loop generator"))
     cpu_us, per_pid, wait_us = cpu_us_since(before)
+    redis_cpu_after(h, redis_before, out, out["completed"])
     out["cpu_us_per_req"] = cpu_us / out["completed"] if out["completed"] else None
     out["runq_wait_us_per_req"] = wait_us / out["completed"] if out["completed"] else None
     out["cpu_us_by_pid"] = {str(k): round(v) for k, v in per_pid.items()}
@@ -426,7 +560,16 @@ class Plan:
     rate: float
 
 
-def start_world(h: Harness) -> tuple[Target, Target, Service]:
+@dataclass
+class World:
+    direct: Target
+    gateway: Target  # the plain key
+    governed: Target  # the key with budgets at every level and a rate limit
+    gw: Service
+    governed_org: int
+
+
+def start_world(h: Harness) -> World:
     fake_port, gw_port = free_port(), free_port()
     fake = h.start("fake-anthropic", [PY, "-m", "tests.fakes.anthropic", "--port", str(fake_port)])
     fake_url = f"http://127.0.0.1:{fake_port}"
@@ -437,11 +580,16 @@ def start_world(h: Harness) -> tuple[Target, Target, Service]:
         [PY, "manage.py", "migrate", "--noinput", "-v", "0"], h.env, 300, "manage.py migrate"
     )
     seeded = json.loads(
-        run_checked([PY, str(BENCH / "seed.py"), fake_url, PROVIDER_KEY], h.env, 120, "seeding")
+        run_checked(
+            [PY, str(BENCH / "seed.py"), fake_url, PROVIDER_KEY, "--governed"],
+            h.env,
+            120,
+            "seeding",
+        )
         .strip()
         .splitlines()[-1]
     )
-    secret = seeded["secret"]
+    secret, governed = seeded["secret"], seeded["governed_secret"]
 
     gw = h.start(
         "gateway",
@@ -484,7 +632,11 @@ def start_world(h: Harness) -> tuple[Target, Target, Service]:
         )
 
     headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
-    for name, url, key in (("direct", fake_url, PROVIDER_KEY), ("gateway", gw_url, secret)):
+    for name, url, key in (
+        ("direct", fake_url, PROVIDER_KEY),
+        ("gateway", gw_url, secret),
+        ("gateway, governed key", gw_url, governed),
+    ):
         for stream in (False, True):
             status, payload = http_post(url + PATH, body(stream), headers | {"x-api-key": key})
             if status != 200 or (
@@ -498,27 +650,71 @@ def start_world(h: Harness) -> tuple[Target, Target, Service]:
     log(
         f"fake upstream pid {fake.proc.pid} on :{fake_port}; gateway master {gw.proc.pid}, workers {workers} on :{gw_port}"
     )
-    return (
+    return World(
         Target("direct", fake_url, PROVIDER_KEY, [fake.proc.pid]),
         Target("gateway", gw_url, secret, workers),
+        Target("gateway", gw_url, governed, workers, tag="governed"),
         gw,
+        int(seeded["governed_organization_id"]),
     )
 
 
+def check_governed(h: Harness, world: World, n: int = 50) -> dict[str, Any]:
+    """Before measuring: the governed key gets 200s (not 402/429), and, on Redis,
+    its budgets and rate window are really counted (settlement has run)."""
+    target = world.governed
+    headers = {
+        "content-type": "application/json",
+        "anthropic-version": "2023-06-01",
+        "x-api-key": target.key,
+    }
+    statuses: dict[int, int] = {}
+    for _ in range(n):
+        status, payload = http_post(target.url + PATH, body(False), headers)
+        statuses[status] = statuses.get(status, 0) + 1
+        if status != 200:
+            raise BenchError(
+                f"governed key answered {status} (budgets or rate limit refusing?): "
+                f"{payload[:500]!r}\n{world.gw.tail()}"
+            )
+    out: dict[str, Any] = {"requests": n, "statuses": statuses}
+    if h.redis is not None:
+        time.sleep(0.2)
+        out.update(governed_counters(h, world))
+        if out["budget_counters"] != 4 or out["rate_windows"] < 1:
+            raise BenchError(f"expected 4 budget counters and a rate window in Redis, found {out}")
+        if not all(out["spent_nano"]):
+            raise BenchError(f"a budget counter shows nothing spent after {n} requests: {out}")
+    log(f"governed key: {n} requests, all 200 {out}")
+    return out
+
+
+def governed_counters(h: Harness, world: World) -> dict[str, Any]:
+    """The governed organization's budget counters and rate windows in Redis."""
+    assert h.redis is not None
+    org = f"{{o{world.governed_org}}}:"
+    budgets = sorted(k for k in h.redis.keys(f"{org}b:*") if not k.endswith(b":r"))
+    spent = [int(h.redis.client.hget(k, "spent") or 0) for k in budgets]
+    return {
+        "budget_counters": len(budgets),
+        "rate_windows": len(h.redis.keys(f"{org}w:*")),
+        "spent_nano": spent,
+    }
+
+
 def scenario(
-    h: Harness, wrk: str, plan: Plan, direct: Target, gateway: Target, stream: bool
+    h: Harness, wrk: str, plan: Plan, label: str, targets: tuple[Target, ...], stream: bool
 ) -> dict[str, Any]:
-    label = "streaming" if stream else "non-streaming"
     res: dict[str, Any] = {"openloop": {}, "wrk": {}}
-    for target in (direct, gateway):
+    for target in targets:
         log(
             f"{label}: {target.name}, open loop {plan.rate:g} rps for {plan.warmup:g}+{plan.phase:g} s"
         )
         res["openloop"][target.name] = run_openloop(
-            target, stream, plan.rate, plan.phase, plan.warmup, h.env
+            h, target, stream, plan.rate, plan.phase, plan.warmup
         )
         time.sleep(0.5)
-    for target in (direct, gateway):
+    for target in targets:
         log(
             f"{label}: {target.name}, wrk -t{plan.wrk_threads} -c{plan.wrk_conns} for {plan.phase:g} s"
         )
@@ -534,7 +730,7 @@ def rss_phase(h: Harness, wrk: str, plan: Plan, gateway: Target, rps: float) -> 
 
     wrk has no request count, so it runs for the time the count takes at the
     rate just measured (plus 10%), and again for any shortfall, at most 4 runs
-    and 240 s in all, so a machine that slowed down still ends.
+    and 150 s in all, so a machine that slowed down still ends.
     """
     before = {pid: rss_kib(pid) for pid in gateway.pids}
     log(
@@ -542,8 +738,8 @@ def rss_phase(h: Harness, wrk: str, plan: Plan, gateway: Target, rps: float) -> 
     )
     runs: list[dict[str, Any]] = []
     served, spent, cpu_us = 0, 0.0, 0.0
-    while served < plan.rss_requests and len(runs) < 4 and spent < 240:
-        seconds = min(240 - spent, max(2.0, 1.1 * (plan.rss_requests - served) / max(rps, 1.0)))
+    while served < plan.rss_requests and len(runs) < 4 and spent < 150:
+        seconds = min(150 - spent, max(2.0, 1.1 * (plan.rss_requests - served) / max(rps, 1.0)))
         run = run_wrk(h, wrk, gateway, False, plan.wrk_threads, plan.wrk_conns, seconds)
         runs.append(run)
         served += run["requests"]
@@ -582,24 +778,36 @@ def verdict(ok: bool) -> str:
 def table(results: dict[str, Any], plan: Plan) -> str:
     rate = f"{plan.rate:,.0f} rps"
     wrk_desc = f"wrk -t{plan.wrk_threads} -c{plan.wrk_conns}, {plan.phase:g} s"
+    backend = results["backend"]
+    on_redis = backend == "redis"
     lines = [
-        "| scenario | measure | direct | gateway | gateway − direct (ratio) | target |",
+        f"| scenario | measure | direct | gateway ({backend} backend) | gateway − direct (ratio) | target |",
         "| --- | --- | ---: | ---: | ---: | --- |",
     ]
 
     def diff(d: float | None, g: float | None) -> str:
         return "–" if d is None or g is None else f"{g - d:+,.2f} ({ratio(g, d)})"
 
-    for label in ("non-streaming", "streaming"):
-        sc = results["scenarios"][label]
+    def cpu_target(label: str, v: float | None) -> str:
+        limit = {PLAIN: TARGET_CPU_US, GOVERNED: TARGET_GOVERNED_CPU_US}.get(label)
+        if limit is None:
+            return ""
+        return f"≤ {limit} µs: {verdict(v is not None and v <= limit)}"
+
+    def sub(a: float | None, b: float | None) -> str:
+        return "–" if a is None or b is None else f"{a - b:+,.0f}"
+
+    scenarios = results["scenarios"]
+    for label in (PLAIN, GOVERNED, STREAMING):
+        sc = scenarios[label]
         ol_d, ol_g = sc["openloop"]["direct"], sc["openloop"]["gateway"]
         wk_d, wk_g = sc["wrk"]["direct"], sc["wrk"]["gateway"]
         rows: list[tuple[str, str, str, str, str]] = []
-        if label == "streaming":
+        if label == STREAMING:
             for p in ("p50", "p99"):
                 d, g = ol_d["ttfb_ms"][p], ol_g["ttfb_ms"][p]
                 rows.append((f"first byte {p} @ {rate} (ms)", fmt(d), fmt(g), diff(d, g), ""))
-        name = "full response" if label == "streaming" else "latency"
+        name = "full response" if label == STREAMING else "latency"
         for p in ("p50", "p99"):
             d, g = ol_d["latency_ms"][p], ol_g["latency_ms"][p]
             target = ""
@@ -615,36 +823,50 @@ def table(results: dict[str, Any], plan: Plan) -> str:
                 "",
             )
         )
-        cpu_ol = ol_g["cpu_us_per_req"]
-        cpu_target = ""
-        if label == "non-streaming":
-            cpu_target = (
-                f"≤ {TARGET_CPU_US} µs: {verdict(cpu_ol is not None and cpu_ol <= TARGET_CPU_US)}"
-            )
+        cpu_ol, cpu_wk = ol_g["cpu_us_per_req"], wk_g["cpu_us_per_req"]
         rows.append(
             (
                 f"CPU per request @ {rate} (µs)",
                 fmt(ol_d["cpu_us_per_req"], 0),
                 fmt(cpu_ol, 0),
                 "",
-                cpu_target,
+                cpu_target(label, cpu_ol),
             )
         )
-        cpu_wk = wk_g["cpu_us_per_req"]
-        cpu_target = ""
-        if label == "non-streaming":
-            cpu_target = (
-                f"≤ {TARGET_CPU_US} µs: {verdict(cpu_wk is not None and cpu_wk <= TARGET_CPU_US)}"
-            )
         rows.append(
             (
                 "CPU per request at max throughput (µs)",
                 fmt(wk_d["cpu_us_per_req"], 0),
                 fmt(cpu_wk, 0),
                 "",
-                cpu_target,
+                cpu_target(label, cpu_wk),
             )
         )
+        if label == GOVERNED:
+            off = scenarios[PLAIN]
+            for where, on_v, off_v in (
+                (f"@ {rate}", cpu_ol, off["openloop"]["gateway"]["cpu_us_per_req"]),
+                ("at max throughput", cpu_wk, off["wrk"]["gateway"]["cpu_us_per_req"]),
+            ):
+                rows.append(
+                    (
+                        f"admission + settlement CPU {where}, budgets on − off (µs)",
+                        "–",
+                        sub(on_v, off_v),
+                        "",
+                        "reported",
+                    )
+                )
+        if on_redis:
+            rows.append(
+                (
+                    f"Redis server CPU per request @ {rate} (µs, whole shared server)",
+                    "–",
+                    fmt(ol_g.get("redis_cpu_us_per_req"), 0),
+                    "",
+                    "reported",
+                )
+            )
         for row in rows:
             lines.append(f"| {label} | " + " | ".join(row) + " |")
     rss = results["rss"]
@@ -662,21 +884,59 @@ def notes(results: dict[str, Any]) -> str:
     out = []
     for label, sc in results["scenarios"].items():
         for name in ("direct", "gateway"):
+            if label == GOVERNED and name == "direct":
+                continue  # the non-streaming direct figures, not measured again
             ol = sc["openloop"][name]
             wk = sc["wrk"][name]
             bad = ol["scheduled"] - ol["statuses"].get("200", 0)
+            statuses = "" if not bad else f" (statuses {ol['statuses']}, errors {ol['errors']})"
+            redis_cpu = ""
+            if "redis_cpu_us_per_req" in wk:
+                scripts = ""
+                if wk.get("redis_script_us_per_call") is not None:
+                    scripts = (
+                        f", of which Lua scripts {wk['redis_script_calls_per_req']:.2f} calls per request "
+                        f"at {wk['redis_script_us_per_call']:.1f} µs each"
+                    )
+                redis_cpu = (
+                    f"; Redis server CPU {fmt(wk['redis_cpu_us_per_req'], 0)} µs per request at max "
+                    f"throughput{scripts}; usage events in the stream {ol['usage_events']:,} (open loop) and "
+                    f"{wk['usage_events']:,} (wrk)"
+                )
             out.append(
-                f"- {label}, {name}: open loop sent {ol['scheduled']:,} ({ol['measured']:,} measured, {bad} not 200, "
+                f"- {label}, {name}: open loop sent {ol['scheduled']:,} ({ol['measured']:,} measured, {bad} not 200{statuses}, "
                 f"scheduler at most {ol['max_scheduler_lag_ms']:.1f} ms late), latency p99.9 "
                 f"{fmt(ol['latency_ms']['p99.9'])} ms, max {fmt(ol['latency_ms']['max'])} ms; its processes waited "
                 f"{fmt(ol['runq_wait_us_per_req'], 0)} µs per request for a CPU (run queue); wrk served "
-                f"{wk['requests']:,} ({wk['errors']} errors); CPU µs by pid at max throughput: {wk['cpu_us_by_pid']}"
+                f"{wk['requests']:,} ({wk['errors']} errors, {wk['status']} non-2xx); CPU µs by pid at max throughput: "
+                f"{wk['cpu_us_by_pid']}{redis_cpu}"
             )
+    gov = results.get("governed_check", {})
+    if gov:
+        line = f"- governed key, before measuring: {gov['requests']} requests, statuses {gov['statuses']}"
+        end = results.get("governed_end")
+        if end:
+            spent = ", ".join(f"${n / 1e9:,.4f}" for n in end["spent_nano"])
+            line += (
+                f"; after the run Redis held {end['budget_counters']} budget counters (spent {spent}) "
+                f"and {end['rate_windows']} rate window(s) for its organization"
+            )
+        out.append(line)
     rss = results["rss"]["wrk"]
     out.append(
         f"- memory phase: {rss['requests']:,} requests at {rss['rps']:,.0f} rps, {rss['errors']} errors, "
         f"gateway CPU {fmt(rss['cpu_us_per_req'], 0)} µs per request ({rss['runs']} wrk run(s))"
     )
+    if "usage_events" in results:
+        served = results["rss"]["requests"] + results["governed_check"]["requests"]
+        for sc in results["scenarios"].values():
+            served += sc["wrk"]["gateway"]["requests"] + sc["openloop"]["gateway"]["completed"]
+        out.append(
+            f"- Redis: {results['usage_events']:,} usage events reached the stream `{results['redis_prefix']}usage` "
+            f"for about {served:,} requests counted through the gateway "
+            f"(trimmed after each phase; no log writer runs here); {results.get('redis_keys_deleted', '?')} keys "
+            f"under the prefix deleted at the end"
+        )
     return "\n".join(out)
 
 
@@ -691,12 +951,34 @@ same upstream, on one machine, all on 127.0.0.1:
   one process), answering `POST /v1/messages` with a short message, or with
   its SSE event sequence when the body says `"stream": true`;
 - **gateway**: `uvicorn dataplane.asgi:application --workers 2 --loop uvloop
-  --http httptools --no-access-log`, embedded mode (file snapshot, usage events
-  to spool files), a provider and a virtual key created through
-  `governance.services` in a throwaway SQLite database (`bench/seed.py`);
+  --http httptools --no-access-log`, with a provider and two virtual keys
+  created through `governance.services` in a throwaway SQLite database
+  (`bench/seed.py`);
+- **backend** (`--backend`, named in the results' heading and table):
+  *embedded* (file snapshot, usage events to spool files, budget and rate
+  counters in each worker's memory) or *redis* (snapshot, usage events and
+  counters in Redis; the default when `REDIS_URL` is set or
+  `redis://127.0.0.1:6379/0` answers). The run uses its own key prefix
+  (`TOLLGATE_REDIS_PREFIX=tgbench-<random>:`), trims the usage stream between
+  phases since no log writer consumes it here, and deletes every key under the
+  prefix at the end (SCAN + DEL: the Redis may be shared);
 - **request**: `{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
-  with `x-api-key` (the provider key directly, the virtual key through the
+  with `x-api-key` (the provider key directly, a virtual key through the
   gateway), `content-type` and `anthropic-version`.
+
+Scenarios:
+
+- **non-streaming** and **streaming** use the *plain* key: no budgets, no
+  rate limits, so no admission or settlement step;
+- **non-streaming, budgets on** uses the *governed* key, in an organization,
+  team and user of its own: a monthly USD budget at each of the four levels
+  (organization, team, user, key) and a request-rate limit on the key, all far
+  out of reach, so every request is admitted (one atomic check and reservation
+  across four budgets and one window) and settled (four reservations replaced
+  by the actual cost). The run checks it answers 200, not 402/429, before
+  measuring. Its *direct* figures are the non-streaming ones (same request,
+  same upstream), and the rows *budgets on − off* give the admission +
+  settlement CPU as the difference from the non-streaming gateway rows.
 
 How to read the table:
 
@@ -717,7 +999,12 @@ How to read the table:
   served in it; in the *direct* column it is the fake upstream's, for scale.
   At 1,000 rps it is higher than at max throughput: a lightly loaded worker
   wakes up and makes its system calls for each request alone, a saturated one
-  handles several per wake-up. The 400 µs target is shown against both.
+  handles several per wake-up. The targets (400 µs plain, 300 µs with budgets
+  on) are shown against both.
+- **Redis server CPU** (redis backend) is the Redis server's user+system CPU
+  (`INFO cpu`) over a gateway phase divided by its requests: the share of the
+  admission, settlement and usage-event cost that the worker CPU does not
+  show. The server may be shared, so other clients' work is in it too.
 - **run-queue wait** (details below the table, from `/proc/<pid>/task/*/schedstat`)
   is how long the measured processes were ready to run but had no CPU, per
   request: on a machine this small it is where most of the p99 comes from.
@@ -746,9 +1033,18 @@ def write_doc(text: str) -> None:
 def report(results: dict[str, Any], plan: Plan, facts: dict[str, str], quick: bool) -> str:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     facts_line = "; ".join(f"{k}: {v}" for k, v in facts.items())
-    title = "## Results" + (" (quick smoke run: short phases, not for comparison)" if quick else "")
+    backend = results["backend"]
+    title = f"## Results: {backend} backend" + (
+        " (quick smoke run: short phases, not for comparison)" if quick else ""
+    )
+    where = (
+        f"snapshot, usage events and counters in Redis ({results['redis_url']}, "
+        f"prefix `{results['redis_prefix']}`)"
+        if backend == "redis"
+        else "file snapshot, usage events to spool files, counters in process"
+    )
     return (
-        f"{title}\n\n{when}. {facts_line}. Gateway: {WORKERS} uvicorn workers. "
+        f"{title}\n\n{when}. {facts_line}. Gateway: {WORKERS} uvicorn workers, {backend} backend: {where}. "
         f"Phases: {plan.warmup:g} s warm-up + {plan.phase:g} s measured.\n\n"
         f"{table(results, plan)}\n\nDetails:\n\n{notes(results)}\n"
     )
@@ -771,14 +1067,31 @@ def main() -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (logs, spool)"
     )
+    parser.add_argument(
+        "--backend",
+        choices=("embedded", "redis"),
+        help="embedded (files, in-process counters) or redis; default: redis when REDIS_URL "
+        f"is set or {DEFAULT_REDIS_URL} answers PING, else embedded",
+    )
     args = parser.parse_args()
 
     if args.quick:
         plan = Plan(phase=2, warmup=0.5, rss_requests=5_000, wrk_threads=2, wrk_conns=16, rate=RATE)
     else:
-        plan = Plan(
-            phase=10, warmup=1, rss_requests=100_000, wrk_threads=2, wrk_conns=16, rate=RATE
-        )
+        plan = Plan(phase=8, warmup=1, rss_requests=100_000, wrk_threads=2, wrk_conns=16, rate=RATE)
+
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    backend = args.backend
+    if backend is None:
+        backend = "redis" if os.environ.get("REDIS_URL") or redis_answers(redis_url) else "embedded"
+        how = "chosen: REDIS_URL is set" if os.environ.get("REDIS_URL") else "chosen"
+    else:
+        how = "asked for"
+    if backend == "redis" and not redis_answers(redis_url):
+        log(f"backend redis: {redact(redis_url)} does not answer PING")
+        return 1
+    log(f"backend: {backend} ({how})" + (f", {redact(redis_url)}" if backend == "redis" else ""))
+
     wrk = ensure_wrk()
     facts = machine_facts()
 
@@ -796,22 +1109,58 @@ def main() -> int:
         "TOLLGATE_SECRET_KEY": SECRET_KEY,
         "TOLLGATE_DATA_DIR": str(tmp),
         "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-        "REDIS_URL": "",  # embedded mode: file snapshot, spool files
+        "REDIS_URL": "",  # embedded: file snapshot, spool files, in-process counters
+        "TOLLGATE_COUNTERS_REDIS_URL": "",  # never inherit a counter store from the caller
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     h = Harness(tmp, env)
+    results: dict[str, Any] = {
+        "backend": backend,
+        "plan": plan.__dict__,
+        "facts": facts,
+        "scenarios": {},
+    }
+    if backend == "redis":
+        h.redis = RedisSide(redis_url, f"tgbench-{secrets.token_hex(4)}:")
+        env.update(
+            REDIS_URL=redis_url,
+            TOLLGATE_COUNTERS_REDIS_URL=redis_url,
+            TOLLGATE_REDIS_PREFIX=h.redis.prefix,
+        )
+        results.update(redis_url=redact(redis_url), redis_prefix=h.redis.prefix)
+        log(f"Redis key prefix {h.redis.prefix}")
     started = time.monotonic()
     try:
-        direct, gateway, gw = start_world(h)
-        results: dict[str, Any] = {"plan": plan.__dict__, "facts": facts, "scenarios": {}}
+        world = start_world(h)
+        direct, gateway, gw = world.direct, world.gateway, world.gw
         results["rss_fresh_kib"] = {pid: rss_kib(pid) for pid in gateway.pids}
-        for stream in (False, True):
-            label = "streaming" if stream else "non-streaming"
-            results["scenarios"][label] = scenario(h, wrk, plan, direct, gateway, stream)
-            if not gw.alive():
-                raise BenchError(f"gateway died:\n{gw.tail()}")
-        rps = results["scenarios"]["non-streaming"]["wrk"]["gateway"]["rps"]
+        scenarios = results["scenarios"]
+        scenarios[PLAIN] = scenario(h, wrk, plan, PLAIN, (direct, gateway), False)
+        results["governed_check"] = check_governed(h, world)
+        governed = scenario(h, wrk, plan, GOVERNED, (world.governed,), False)
+        for kind in ("openloop", "wrk"):
+            governed[kind] = {"direct": scenarios[PLAIN][kind]["direct"], **governed[kind]}
+        scenarios[GOVERNED] = governed
+        refused = {
+            k: v
+            for k, v in governed["openloop"]["gateway"]["statuses"].items()
+            if k in ("402", "429", "503")
+        }
+        if refused or governed["wrk"]["gateway"]["status"]:
+            log(
+                f"  the governed key was refused during the run: {refused}, wrk non-2xx {governed['wrk']['gateway']['status']}"
+            )
+        if not gw.alive():
+            raise BenchError(f"gateway died:\n{gw.tail()}")
+        scenarios[STREAMING] = scenario(h, wrk, plan, STREAMING, (direct, gateway), True)
+        if not gw.alive():
+            raise BenchError(f"gateway died:\n{gw.tail()}")
+        rps = scenarios[PLAIN]["wrk"]["gateway"]["rps"]
         results["rss"] = rss_phase(h, wrk, plan, gateway, rps)
+        if h.redis is not None:
+            results["governed_end"] = governed_counters(h, world)
+            h.redis.drain_usage()
+            results["usage_events"] = h.redis.usage_events
         if children(gw.proc.pid) != gateway.pids:
             raise BenchError(
                 f"gateway workers changed during the run ({gateway.pids} → {children(gw.proc.pid)}): a worker restarted\n{gw.tail()}"
@@ -826,6 +1175,12 @@ def main() -> int:
         return 1
     finally:
         h.stop_all()
+        if h.redis is not None:
+            try:
+                results["redis_keys_deleted"] = h.redis.cleanup()
+                log(f"deleted {results['redis_keys_deleted']} Redis keys under {h.redis.prefix}")
+            except Exception as exc:  # report it; the prefix says what to delete by hand
+                log(f"could not delete the Redis keys under {h.redis.prefix}: {exc}")
         if args.keep:
             log(f"kept {tmp}")
         else:
