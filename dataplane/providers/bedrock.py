@@ -2,11 +2,10 @@
 
 For the router: ``BEDROCK`` is the ``ProviderModule``.
 
-- ``await BEDROCK.build(target, request)`` gives the signed ``Outbound``. Send
-  its URL as ``yarl.URL(outbound.url, encoded=True)``: the model id's ``:`` is
-  sent as ``%3A`` and signed that way, and yarl would otherwise decode it and
-  break the signature. Non-Anthropic model ids raise a ``GatewayError`` (400):
-  Converse is not implemented.
+- ``await BEDROCK.build(target, request)`` gives the signed ``Outbound``; send
+  it as is (the URL as a string or as ``yarl.URL(url, encoded=True)``: both
+  put the same path on the wire). Non-Anthropic model ids raise a
+  ``GatewayError`` (400): Converse is not implemented.
 - ``BEDROCK.adapter(target, request, status, content_type)`` converts the answer:
   an event stream becomes Anthropic SSE, a JSON body Anthropic JSON.
 - ``BEDROCK.dropped_betas(target, request)`` names the client's betas left out
@@ -70,12 +69,16 @@ _REFRESH_MARGIN = 300.0
 
 
 def is_anthropic_model(model: str) -> bool:
-    model = model.rsplit("/", 1)[-1]  # an ARN ends with the id
+    tail = model.rsplit("/", 1)[-1]  # an ARN ends with the id
     for prefix in _PROFILE_PREFIXES:
-        if model.startswith(prefix):
-            model = model[len(prefix) :]
+        if tail.startswith(prefix):
+            tail = tail[len(prefix) :]
             break
-    return model.startswith("anthropic.")
+    if tail.startswith("anthropic."):
+        return True
+    # An application inference profile or provisioned model ARN ends with an
+    # opaque id: only Bedrock knows what it serves, so it is given the benefit.
+    return model.startswith("arn:") and "." not in tail
 
 
 def foundation_model(model: str) -> str:
@@ -231,7 +234,10 @@ def invoke_body(target: Target, request: AnthropicRequest) -> tuple[dict[str, An
 
 @functools.lru_cache(maxsize=256)
 def _model_path(model: str) -> str:
-    return quote(model, safe="")
+    # ":" stays literal (an ARN's "/" does not): yarl turns "%3A" back into ":"
+    # when handed a string URL, and the signature must cover the path that is
+    # actually sent. AWS accepts either spelling.
+    return quote(model, safe=":")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -118,7 +118,11 @@ def messages_request(
 
 
 async def call(
-    module: Bedrock, target: Target, request: AnthropicRequest, chunk_size: int | None = None
+    module: Bedrock,
+    target: Target,
+    request: AnthropicRequest,
+    chunk_size: int | None = None,
+    encoded: bool = False,
 ) -> tuple[int, Any, bytes]:
     """One attempt the way the router makes it: build, send with aiohttp, adapt."""
     outbound = await module.build(target, request)
@@ -126,7 +130,7 @@ async def call(
         aiohttp.ClientSession() as session,
         session.request(
             outbound.method,
-            yarl.URL(outbound.url, encoded=True),
+            yarl.URL(outbound.url, encoded=True) if encoded else outbound.url,
             headers=outbound.headers,
             data=outbound.body,
         ) as response,
@@ -258,7 +262,7 @@ def test_it_builds_the_invoke_call(bedrock: FakeBedrock) -> None:
     )
     outbound = asyncio.run(Bedrock().build(target, request))
     assert outbound.method == "POST"
-    assert outbound.url == f"{bedrock.url}/model/anthropic.claude-opus-4-5-20251101-v1%3A0/invoke"
+    assert outbound.url == f"{bedrock.url}/model/anthropic.claude-opus-4-5-20251101-v1:0/invoke"
     body = orjson.loads(outbound.body or b"")
     assert "model" not in body and "stream" not in body
     assert body["anthropic_version"] == "bedrock-2023-05-31"
@@ -293,7 +297,7 @@ def test_it_streams_from_invoke_with_response_stream_and_defaults_the_url() -> N
     )
     assert (
         outbound.url
-        == "https://bedrock-runtime.eu-west-3.amazonaws.com/model/eu.anthropic.claude-opus-4-5-20251101-v1%3A0/invoke-with-response-stream"
+        == "https://bedrock-runtime.eu-west-3.amazonaws.com/model/eu.anthropic.claude-opus-4-5-20251101-v1:0/invoke-with-response-stream"
     )
     assert outbound.headers["accept"] == "application/vnd.amazon.eventstream"
     assert "/eu-west-3/bedrock/aws4_request" in outbound.headers["Authorization"]
@@ -315,6 +319,11 @@ def test_it_refuses_non_anthropic_models(bedrock: FakeBedrock) -> None:
     assert is_anthropic_model(
         "arn:aws:bedrock:us-east-1:123:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0"
     )
+    assert is_anthropic_model("arn:aws:bedrock:us-east-1:123:provisioned-model/abc123")
+    assert not is_anthropic_model("us.meta.llama3-3-70b-instruct-v1:0")
+    assert not is_anthropic_model(
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0"
+    )
     with pytest.raises(GatewayError) as info:
         asyncio.run(
             Bedrock().build(target_for(bedrock, model="amazon.nova-pro-v1:0"), messages_request())
@@ -326,7 +335,7 @@ def test_it_refuses_non_anthropic_models(bedrock: FakeBedrock) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-opus-4-5-20251101-v1%3A0/invoke",
+        "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-opus-4-5-20251101-v1:0/invoke",
         "https://bedrock-runtime.eu-west-3.amazonaws.com:443/model/eu.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream",
         "http://127.0.0.1:8123/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.anthropic.x/count-tokens",
     ],
@@ -365,7 +374,26 @@ def test_it_answers_a_message_signed_well_enough_for_the_fake(bedrock: FakeBedro
     assert adapter.usage.model == OPUS
     assert adapter.dropped_betas == ["claude-code-20250219"]
     (received,) = bedrock.received
-    assert received.path == "/model/anthropic.claude-opus-4-5-20251101-v1%3A0/invoke"
+    assert received.path == "/model/anthropic.claude-opus-4-5-20251101-v1:0/invoke"
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "global." + OPUS,
+        "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
+    ],
+)
+def test_it_signs_the_path_that_is_sent(bedrock: FakeBedrock, model: str, encoded: bool) -> None:
+    target = target_for(bedrock, model=model)
+    outbound = asyncio.run(Bedrock().build(target, messages_request()))
+    if model.startswith("arn:"):
+        assert outbound.url.endswith(
+            "/model/arn:aws:bedrock:us-east-1:123456789012:application-inference-profile%2Fa1b2c3/invoke"
+        )
+    status, _, body = asyncio.run(call(Bedrock(), target, messages_request(), encoded=encoded))
+    assert status == 200, body
 
 
 def test_it_is_refused_with_the_wrong_secret(bedrock: FakeBedrock) -> None:
@@ -544,7 +572,7 @@ def test_it_counts_tokens(bedrock: FakeBedrock) -> None:
     assert count > 0 and adapter.usage.input_tokens == count
     (received,) = bedrock.received
     # CountTokens takes the foundation model, not the inference profile.
-    assert received.path == "/model/anthropic.claude-opus-4-5-20251101-v1%3A0/count-tokens"
+    assert received.path == "/model/anthropic.claude-opus-4-5-20251101-v1:0/count-tokens"
     inner = orjson.loads(base64.b64decode(received.body["input"]["invokeModel"]["body"]))
     assert (
         inner["messages"] == request.doc["messages"]
