@@ -893,7 +893,11 @@ def notes(results: dict[str, Any]) -> str:
             redis_cpu = ""
             if "redis_cpu_us_per_req" in wk:
                 scripts = ""
-                if wk.get("redis_script_us_per_call") is not None:
+                # (a few calls per phase from other clients of a shared server are not ours)
+                if (
+                    wk.get("redis_script_us_per_call") is not None
+                    and wk["redis_script_calls_per_req"] >= 0.5
+                ):
                     scripts = (
                         f", of which Lua scripts {wk['redis_script_calls_per_req']:.2f} calls per request "
                         f"at {wk['redis_script_us_per_call']:.1f} µs each"
@@ -910,6 +914,15 @@ def notes(results: dict[str, Any]) -> str:
                 f"{fmt(ol['runq_wait_us_per_req'], 0)} µs per request for a CPU (run queue); wrk served "
                 f"{wk['requests']:,} ({wk['errors']} errors, {wk['status']} non-2xx); CPU µs by pid at max throughput: "
                 f"{wk['cpu_us_by_pid']}{redis_cpu}"
+            )
+    for label, sc in results["scenarios"].items():
+        ceiling = sc["wrk"]["gateway"]["rps"]
+        if ceiling and ceiling < 1.1 * results["plan"]["rate"]:
+            out.append(
+                f"- {label}: the offered {results['plan']['rate']:,.0f} rps is "
+                f"{'above' if ceiling < results['plan']['rate'] else 'within 10% of'} what the gateway "
+                f"served at max throughput ({ceiling:,.0f} rps), so its latency @ {results['plan']['rate']:,.0f} rps "
+                "is mostly queueing (the backlog grows through the phase), not per-request overhead"
             )
     gov = results.get("governed_check", {})
     if gov:
@@ -1005,6 +1018,9 @@ How to read the table:
   (`INFO cpu`) over a gateway phase divided by its requests: the share of the
   admission, settlement and usage-event cost that the worker CPU does not
   show. The server may be shared, so other clients' work is in it too.
+- When the offered 1,000 rps is above what a scenario's gateway served at max
+  throughput, its latency at 1,000 rps is a backlog growing through the phase,
+  not per-request overhead; the details below the table say so when it happens.
 - **run-queue wait** (details below the table, from `/proc/<pid>/task/*/schedstat`)
   is how long the measured processes were ready to run but had no CPU, per
   request: on a machine this small it is where most of the p99 comes from.
