@@ -16,6 +16,7 @@ import orjson
 
 from dataplane.errors import GatewayError, anthropic_sse_error
 from dataplane.exchange import Exchange
+from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body, send_response
 from dataplane.providers.anthropic import (
     DROP_RESPONSE,
@@ -23,7 +24,8 @@ from dataplane.providers.anthropic import (
     upstream_headers,
     usage_from_json,
 )
-from dataplane.snapshot import KeyEntry, ProviderEntry
+from dataplane.providers.base import AnthropicRequest, ProviderConfig
+from dataplane.snapshot import KeyEntry
 
 if TYPE_CHECKING:
     from dataplane.app import Gateway
@@ -66,7 +68,7 @@ def _check_model(key: KeyEntry, model: str) -> None:
         )
 
 
-def _provider(gw: Gateway) -> ProviderEntry:
+def _provider(gw: Gateway) -> ProviderConfig:
     provider = gw.holder.current.anthropic
     if provider is None:
         raise GatewayError(
@@ -83,7 +85,8 @@ async def messages(
     x.key = gw.authenticate(headers)
     _json_content_type(headers)
     raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"))
-    body = decode_body(raw, headers.get(b"content-encoding"), gw.config.max_body_bytes)
+    encoding = headers.get(b"content-encoding")
+    body = decode_body(raw, encoding, gw.config.max_body_bytes)
     doc = _parse_request(body)
     x.model = doc["model"]
     if x.endpoint == "messages":
@@ -93,11 +96,40 @@ async def messages(
     else:
         x.free = True
     _check_model(x.key, x.model)
-    x.provider = _provider(gw)
+    fallbacks = _fallbacks(headers)
+    for extra in fallbacks:
+        _check_model(x.key, extra)
+    request = AnthropicRequest(
+        endpoint=x.endpoint,
+        doc=doc,
+        raw=raw,
+        content_encoding=encoding,
+        headers=scope["headers"],
+        query=scope.get("query_string") or b"",
+        stream=x.stream,
+    )
+    snapshot = gw.holder.current
+    plan = gw.router.plan(snapshot, x.key, x.model, x.session_id, fallbacks)
+    if not plan.targets:
+        raise GatewayError(
+            503,
+            f"No provider serves '{x.model}' in Tollgate yet. Ask your platform admin to add a provider or a route.",
+            retry=False,
+        )
+    x.route_id = plan.route.id if plan.route else None
+    x.provider = plan.targets[0].provider
     if x.key.governed and x.endpoint == "messages":
-        await gw.admit(x, len(body), doc.get("max_tokens"))
-    path = "/v1/messages" if x.endpoint == "messages" else "/v1/messages/count_tokens"
-    await relay(gw, scope, receive, send, x, "POST", path, raw)
+        await gw.admit(x, len(body), doc.get("max_tokens"), {t.model for t in plan.targets})
+    await forward(gw, receive, send, x, request, plan)
+
+
+def _fallbacks(headers: dict[bytes, bytes]) -> list[str]:
+    """``x-tollgate-fallbacks: model-a, model-b``: tried in order once the route's
+    own targets are exhausted."""
+    raw = headers.get(b"x-tollgate-fallbacks")
+    if not raw:
+        return []
+    return [m.strip() for m in raw.decode("latin-1").split(",") if m.strip()][:5]
 
 
 async def models(

@@ -36,6 +36,7 @@ from dataplane.limits import (
 from dataplane.metrics import Metrics
 from dataplane.refresh import SnapshotHolder
 from dataplane.resp import RedisPipe
+from dataplane.routing import Router
 from dataplane.snapshot import KeyEntry
 
 log = logging.getLogger("tollgate.gateway")
@@ -89,6 +90,7 @@ class Gateway:
         self.events: UsageEvents
         self.redis: Any = None
         self.counters: Any = None
+        self.router = Router()
         self.metrics = Metrics()
         self.clock = time.perf_counter
         self.started = False
@@ -163,24 +165,28 @@ class Gateway:
     def authenticate(self, headers: dict[bytes, bytes]) -> KeyEntry:
         return authenticate(headers, self.holder.current, self.config.key_pepper)
 
-    async def admit(self, x: Exchange, body_bytes: int, max_tokens: Any) -> None:
-        """Reserve against every budget and check every window on the key's chain."""
+    async def admit(self, x: Exchange, body_bytes: int, max_tokens: Any, models: set[str]) -> None:
+        """Reserve against every budget and check every window on the key's chain.
+
+        The reservation is the worst case over every model the request may be
+        served by (its route's targets and fallbacks)."""
         key = x.key
         assert key is not None
         snapshot = self.holder.current
         reserve = 0
         if key.budgets:
-            price = snapshot.price_for(x.model)
-            if price is None:
-                raise GatewayError(
-                    402,
-                    f"Model '{x.model}' has no price in Tollgate, so the budgets on this key cannot be "
-                    "enforced. Ask your platform admin to set a price for it.",
-                    retry=False,
-                )
             if not isinstance(max_tokens, int) or max_tokens <= 0:
                 max_tokens = DEFAULT_MAX_TOKENS
-            reserve = reservation_nano(body_bytes, max_tokens, price)
+            for model in models or {x.model}:
+                price = snapshot.price_for(model)
+                if price is None:
+                    raise GatewayError(
+                        402,
+                        f"Model '{model}' has no price in Tollgate, so the budgets on this key cannot be "
+                        "enforced. Ask your platform admin to set a price for it.",
+                        retry=False,
+                    )
+                reserve = max(reserve, reservation_nano(body_bytes, max_tokens, price))
         now = time.time()
         plan = plan_for(
             prefix=self.config.redis_prefix,

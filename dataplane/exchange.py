@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from dataplane.limits import Plan
-from dataplane.providers.anthropic import Usage
-from dataplane.snapshot import KeyEntry, ProviderEntry, Snapshot
+from dataplane.providers.base import ProviderConfig
+from dataplane.snapshot import KeyEntry, Snapshot
+from dataplane.usage import Usage
 
 _ZERO = Decimal(0)
 
@@ -38,6 +39,10 @@ class Exchange:
         "plan",
         "cost",
         "tokens",
+        "served_model",
+        "attempts",
+        "fallback",
+        "route_id",
     )
 
     def __init__(self, request_id: str, endpoint: str) -> None:
@@ -47,7 +52,7 @@ class Exchange:
         self.endpoint = endpoint
         self.key: KeyEntry | None = None
         self.model = ""
-        self.provider: ProviderEntry | None = None
+        self.provider: ProviderConfig | None = None
         self.stream = False
         self.status = 0
         self.usage: Usage | None = None
@@ -66,6 +71,10 @@ class Exchange:
         # Set by event(): what settlement charges and adds to token windows.
         self.cost = _ZERO
         self.tokens = 0
+        self.served_model = ""
+        self.attempts = 1
+        self.fallback = False
+        self.route_id: int | None = None
 
     def fail(self, status: int, error_type: str, message: str) -> None:
         self.status = status
@@ -77,11 +86,11 @@ class Exchange:
         usage = self.usage
         key = self.key
         provider = self.provider
-        served = (usage.model if usage and usage.model else "") or self.model
+        served = self.served_model or (usage.model if usage and usage.model else "") or self.model
         cost = _ZERO
         unpriced = False
         if usage is not None and not self.free:
-            price = snapshot.price_for(served) or snapshot.price_for(self.model)
+            price = snapshot.price_for(served)
             billable = usage.input_tokens or usage.output_tokens or usage.cache_read_tokens or usage.cache_write_tokens
             if price is None:
                 unpriced = bool(billable)
@@ -110,6 +119,9 @@ class Exchange:
             "model_served": served,
             "provider_id": provider.id if provider else None,
             "provider_kind": provider.kind if provider else "",
+            "route_id": self.route_id,
+            "attempts": self.attempts,
+            "fallback": self.fallback,
             "stream": self.stream,
             "status": self.status,
             "input_tokens": usage.input_tokens if usage else 0,

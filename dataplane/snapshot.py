@@ -26,8 +26,11 @@ from typing import Any
 import orjson
 
 from dataplane.limits import NANO, BudgetRule, LimitRule, policy_uid
+from dataplane.providers.base import ProviderConfig
+from dataplane.routing import EMPTY_ROUTES, Routes, parse_routes
 
-_DATED = re.compile(r"^(.*?)(?:-\d{8}|@\d{8}|-v\d+(?::\d+)?)$")
+_DATED = re.compile(r"^(.*?)(?:-\d{8}|@\d{8}|-\d{4}-\d{2}-\d{2}|-v\d+(?::\d+)?)$")
+_VENDOR = re.compile(r"^(?:(?:us|eu|apac|jp|au|global)\.)?(?:anthropic|openai|meta|mistral|amazon)\.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +59,6 @@ class KeyEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderEntry:
-    id: int
-    name: str
-    kind: str
-    base_url: str
-    credential: str
-
-
-@dataclass(frozen=True, slots=True)
 class Price:
     """USD per token (the stored figures are per million). The float nano-USD
     figures serve reservations, which are estimates; costs use the Decimals."""
@@ -85,9 +79,10 @@ class Price:
 class Snapshot:
     version: int
     keys: dict[str, KeyEntry]
-    providers: dict[int, ProviderEntry]
-    anthropic: ProviderEntry | None
+    providers: dict[int, ProviderConfig]
+    anthropic: ProviderConfig | None
     prices: dict[str, Price]
+    routes: Routes = field(default_factory=lambda: EMPTY_ROUTES)
     _price_cache: dict[str, Price | None] = field(default_factory=dict)
 
     def price_for(self, model: str) -> Price | None:
@@ -98,9 +93,16 @@ class Snapshot:
             pass
         price = self.prices.get(model)
         if price is None:
-            dated = _DATED.match(model)
-            if dated:
-                price = self.prices.get(dated.group(1))
+            # Bedrock and Vertex ids: "us.anthropic.claude-opus-4-5-20251101-v1:0",
+            # "claude-opus-4-5@20251101"; and "provider/model" names.
+            bare = _VENDOR.sub("", model.rsplit("/", 1)[-1])
+            price = self.prices.get(bare)
+            while price is None:
+                dated = _DATED.match(bare)
+                if not dated:
+                    break
+                bare = dated.group(1)
+                price = self.prices.get(bare)
         if len(self._price_cache) < 10_000:
             self._price_cache[model] = price
         return price
@@ -214,17 +216,19 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
         if previous and grace and grace > now:
             # The rotated-out secret keeps working, as the same key, until its grace ends.
             keys[previous] = replace(entry, expires_at=min(grace, entry.expires_at or grace))
-    providers: dict[int, ProviderEntry] = {}
+    providers: dict[int, ProviderConfig] = {}
     anthropic = None
     for p in doc.get("providers", []):
         if not p.get("is_active", True):
             continue
-        entry = ProviderEntry(
+        entry = ProviderConfig(
             id=p["id"],
             name=p["name"],
             kind=p["kind"],
             base_url=p["base_url"].rstrip("/"),
             credential=unseal(p.get("credential_sealed", "")),
+            settings=p.get("settings") or {},
+            uid=f"{p['id']}.{int(p.get('created_at', 0) * 1000)}",
         )
         providers[entry.id] = entry
         if entry.kind == "anthropic" and anthropic is None:
@@ -234,7 +238,12 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
         for model, values in doc.get("prices", {}).items()
     }
     return Snapshot(
-        version=int(doc["version"]), keys=keys, providers=providers, anthropic=anthropic, prices=prices
+        version=int(doc["version"]),
+        keys=keys,
+        providers=providers,
+        anthropic=anthropic,
+        prices=prices,
+        routes=parse_routes(doc.get("routes", []), providers),
     )
 
 

@@ -70,6 +70,26 @@ class Membership(models.Model):
 
 class ProviderKind(models.TextChoices):
     ANTHROPIC = "anthropic", "Anthropic"
+    BEDROCK = "bedrock", "AWS Bedrock"
+    VERTEX = "vertex", "Google Vertex AI"
+    OPENAI = "openai", "OpenAI"
+    AZURE_OPENAI = "azure_openai", "Azure OpenAI"
+    # Mistral, Groq, DeepSeek, Together, OpenRouter, Fireworks, xAI, Ollama, vLLM…:
+    # one adapter, the base URL says which (see OPENAI_COMPATIBLE_PRESETS).
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+
+
+OPENAI_COMPATIBLE_PRESETS = {
+    "mistral": "https://api.mistral.ai/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "together": "https://api.together.xyz/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "fireworks": "https://api.fireworks.ai/inference/v1",
+    "xai": "https://api.x.ai/v1",
+    "ollama": "http://127.0.0.1:11434/v1",
+    "vllm": "http://127.0.0.1:8000/v1",
+}
 
 
 class Provider(models.Model):
@@ -78,6 +98,9 @@ class Provider(models.Model):
     base_url = models.URLField(max_length=500)
     # Fernet token (governance/sealing.py); never the plaintext.
     credential_sealed = models.TextField(blank=True, default="")
+    # What a kind needs beyond URL and secret: region, project_id/location,
+    # api_version, beta_allowlist… (never secrets: those go in the credential).
+    settings = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -279,3 +302,41 @@ class BudgetSpend(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["budget", "period_start"], name="budget_spend_per_period")]
+
+
+class Route(models.Model):
+    """Where requests for models matching ``model_pattern`` go.
+
+    A route belongs to a key, a team, an organization, or (none of them) the
+    whole gateway; the most specific level wins, and within a level the
+    longest pattern. Its targets are tried tier by tier: weighted among the
+    healthy targets of tier 0, then tier 1 as the fallback, and so on.
+    """
+
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    key = models.ForeignKey(VirtualKey, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    model_pattern = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        scope = self.key or self.team or self.organization or "gateway"
+        return f"{scope}: {self.model_pattern}"
+
+
+class RouteTarget(models.Model):
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="targets")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    # The id the provider knows; blank keeps the requested model.
+    model = models.CharField(max_length=200, blank=True, default="")
+    weight = models.PositiveIntegerField(default=1)
+    tier = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["tier", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model or '*'} (tier {self.tier}, weight {self.weight})"

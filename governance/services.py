@@ -22,6 +22,7 @@ from audit.services import audit_record
 from governance import sealing
 from governance.keys import key_digest, key_generate
 from governance.models import (
+    OPENAI_COMPATIBLE_PRESETS,
     Budget,
     BudgetSpend,
     KeyStatus,
@@ -35,6 +36,8 @@ from governance.models import (
     ProviderKind,
     RateLimit,
     Role,
+    Route,
+    RouteTarget,
     Team,
     VirtualKey,
 )
@@ -147,23 +150,42 @@ def _provider_state(provider: Provider) -> dict[str, Any]:
         "name": provider.name,
         "kind": provider.kind,
         "base_url": provider.base_url,
+        "settings": provider.settings,
         "is_active": provider.is_active,
     }
 
 
 @transaction.atomic
 def provider_create(
-    *, actor: Any, name: str, kind: str, base_url: str, credential: str, is_active: bool = True
+    *,
+    actor: Any,
+    name: str,
+    kind: str,
+    base_url: str = "",
+    credential: str,
+    is_active: bool = True,
+    settings: dict[str, Any] | None = None,
 ) -> Provider:
     if kind not in ProviderKind.values:
-        raise ValidationError({"kind": f"Unknown provider kind '{kind}'."})
+        raise ValidationError({"kind": f"Unknown provider kind '{kind}'; use one of {', '.join(ProviderKind.values)}."})
     if Provider.objects.filter(name=name).exists():
         raise ValidationError({"name": f"A provider named '{name}' already exists."})
+    settings = dict(settings or {})
+    if kind == ProviderKind.OPENAI_COMPATIBLE and not base_url:
+        preset = settings.get("preset", "")
+        if preset not in OPENAI_COMPATIBLE_PRESETS:
+            raise ValidationError({"base_url": f"Give a base URL or a preset: {', '.join(OPENAI_COMPATIBLE_PRESETS)}."})
+        base_url = OPENAI_COMPATIBLE_PRESETS[preset]
+    if not base_url and kind in (ProviderKind.ANTHROPIC, ProviderKind.OPENAI):
+        base_url = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}[kind]
+    if kind == ProviderKind.AZURE_OPENAI and not base_url:
+        raise ValidationError({"base_url": "Azure OpenAI needs the resource URL, e.g. https://acme.openai.azure.com."})
     provider = Provider.objects.create(
         name=name,
         kind=kind,
         base_url=base_url.rstrip("/"),
         credential_sealed=sealing.seal(credential),
+        settings=settings,
         is_active=is_active,
     )
     audit_record(actor=actor, action="provider.create", target=provider, after=_provider_state(provider))
@@ -179,8 +201,11 @@ def provider_update(
     base_url: str | None = None,
     credential: str | None = None,
     is_active: bool | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Provider:
     before = _provider_state(provider)
+    if settings is not None:
+        provider.settings = dict(settings)
     if base_url is not None:
         provider.base_url = base_url.rstrip("/")
     if is_active is not None:
@@ -528,3 +553,72 @@ def budget_spend_persist(*, read_spent: Any) -> int:
                 row.save(update_fields=["spent_usd", "persisted_at"])
         stored += 1
     return stored
+
+
+# --- routing ------------------------------------------------------------------
+
+
+def _route_state(route: Route) -> dict[str, Any]:
+    return {
+        "scope": str(route.key or route.team or route.organization or "gateway"),
+        "model_pattern": route.model_pattern,
+        "targets": [
+            {"provider": t.provider.name, "model": t.model, "weight": t.weight, "tier": t.tier}
+            for t in route.targets.select_related("provider").order_by("tier", "id")
+        ],
+    }
+
+
+@transaction.atomic
+def route_set(
+    *,
+    actor: Any,
+    model_pattern: str,
+    targets: list[dict[str, Any]],
+    organization: Organization | None = None,
+    team: Team | None = None,
+    key: VirtualKey | None = None,
+) -> Route:
+    """Create or replace the route for ``model_pattern`` at one scope.
+
+    ``targets``: dicts of ``provider`` (a Provider), ``model`` (the id the
+    provider knows; blank keeps the requested one), ``weight`` and ``tier``.
+    """
+    _validate_patterns([model_pattern])
+    if team is not None and (organization is None or team.organization_id != organization.pk):
+        raise ValidationError({"team": "A team route needs the team's organization."})
+    if key is not None and (organization is None or key.organization_id != organization.pk):
+        raise ValidationError({"key": "A key route needs the key's organization."})
+    if not targets:
+        raise ValidationError({"targets": "A route needs at least one target."})
+    for target in targets:
+        if not isinstance(target.get("provider"), Provider):
+            raise ValidationError({"targets": "Each target names a provider."})
+        if int(target.get("weight", 1)) < 1:
+            raise ValidationError({"targets": "Weights are positive integers."})
+    scope = {"organization": organization, "team": team, "key": key}
+    route = Route.objects.select_for_update().filter(**scope, model_pattern=model_pattern).first()
+    before = _route_state(route) if route else None
+    if route is None:
+        route = Route.objects.create(**scope, model_pattern=model_pattern)
+    route.targets.all().delete()
+    RouteTarget.objects.bulk_create(
+        RouteTarget(
+            route=route,
+            provider=t["provider"],
+            model=t.get("model", ""),
+            weight=int(t.get("weight", 1)),
+            tier=int(t.get("tier", 0)),
+        )
+        for t in targets
+    )
+    audit_record(actor=actor, action="route.set", target=route, before=before, after=_route_state(route))
+    config_changed()
+    return route
+
+
+@transaction.atomic
+def route_delete(*, actor: Any, route: Route) -> None:
+    audit_record(actor=actor, action="route.delete", target=route, before=_route_state(route))
+    route.delete()
+    config_changed()

@@ -24,6 +24,7 @@ from governance.models import (
     Organization,
     Provider,
     RateLimit,
+    Route,
     Team,
     VirtualKey,
 )
@@ -81,9 +82,25 @@ def snapshot_build() -> dict[str, Any]:
                 "kind": p.kind,
                 "base_url": p.base_url,
                 "credential_sealed": p.credential_sealed,
+                "settings": p.settings,
+                "created_at": p.created_at.timestamp(),
                 "is_active": p.is_active,
             }
             for p in Provider.objects.all().order_by("id")
+        ]
+        routes = [
+            {
+                "id": r.id,
+                "organization_id": r.organization_id,
+                "team_id": r.team_id,
+                "key_id": r.key_id,
+                "model_pattern": r.model_pattern,
+                "targets": [
+                    {"provider_id": t.provider_id, "model": t.model, "weight": t.weight, "tier": t.tier}
+                    for t in r.targets.all()
+                ],
+            }
+            for r in Route.objects.prefetch_related("targets").order_by("id")
         ]
         prices = {
             p.model: [
@@ -150,6 +167,7 @@ def snapshot_build() -> dict[str, Any]:
         "users": users,
         "budgets": budgets,
         "limits": limits,
+        "routes": routes,
     }
 
 

@@ -22,6 +22,10 @@ class RequestLog(models.Model):
     model_served = models.CharField(max_length=200, blank=True, default="")
     provider_id = models.BigIntegerField(null=True)
     provider_kind = models.CharField(max_length=30, blank=True, default="")
+    route_id = models.BigIntegerField(null=True)
+    # 1 when the first attempt answered; more after retries or fallbacks.
+    attempts = models.PositiveSmallIntegerField(default=1)
+    fallback = models.BooleanField(default=False)
     stream = models.BooleanField(default=False)
     status = models.IntegerField()
     input_tokens = models.BigIntegerField(default=0)

@@ -233,3 +233,18 @@ def world(db: None, anthropic_upstream: FakeAnthropic, publish: Any) -> World:
     w = World(anthropic_upstream)
     publish()
     return w
+
+
+@pytest.fixture(scope="session")
+def _fake_openai() -> Iterator[Any]:
+    from tests.fakes.openai import FakeOpenAI
+
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def openai_upstream(_fake_openai: Any) -> Any:
+    _fake_openai.reset()
+    return _fake_openai

@@ -7,12 +7,11 @@ https://docs.anthropic.com/en/docs/build-with-claude/streaming
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from dataplane.snapshot import ProviderEntry
+from dataplane.usage import Usage
 
 # Never forwarded upstream: the client's credentials, hop-by-hop headers, and
 # what aiohttp sets itself.
@@ -55,7 +54,7 @@ DROP_RESPONSE = frozenset(
 )
 
 
-def upstream_headers(provider: ProviderEntry, client_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+def upstream_headers(provider: Any, client_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
     out = {
         k.decode("latin-1"): v.decode("latin-1")
         for k, v in client_headers
@@ -65,33 +64,6 @@ def upstream_headers(provider: ProviderEntry, client_headers: list[tuple[bytes, 
     if "anthropic-version" not in out:
         out["anthropic-version"] = "2023-06-01"
     return out
-
-
-@dataclass(slots=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    model: str = ""
-    error_type: str = ""
-    error_message: str = ""
-    stop_reason: str = ""
-
-    def take(self, usage: dict[str, Any]) -> None:
-        # Counts are cumulative: a later event's figure replaces the earlier one.
-        value = usage.get("input_tokens")
-        if value is not None:
-            self.input_tokens = int(value)
-        value = usage.get("output_tokens")
-        if value is not None:
-            self.output_tokens = int(value)
-        value = usage.get("cache_read_input_tokens")
-        if value is not None:
-            self.cache_read_tokens = int(value)
-        value = usage.get("cache_creation_input_tokens")
-        if value is not None:
-            self.cache_write_tokens = int(value)
 
 
 def usage_from_json(body: bytes) -> Usage:
@@ -171,3 +143,49 @@ class SSEUsageScanner:
             err = payload.get("error") or {}
             usage.error_type = str(err.get("type", ""))
             usage.error_message = str(err.get("message", ""))[:2000]
+
+
+class _PassThrough:
+    """Anthropic's answer is already in Anthropic's shape: read usage, change nothing."""
+
+    __slots__ = ("usage", "content_type", "_scanner")
+
+    def __init__(self, content_type: str) -> None:
+        self.content_type = content_type
+        self._scanner = SSEUsageScanner()
+        self.usage = self._scanner.usage
+
+    def convert(self, status: int, body: bytes) -> bytes:
+        self.usage = usage_from_json(body)
+        return body
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._scanner.feed(chunk)
+        return chunk
+
+    def close(self) -> bytes:
+        return b""
+
+
+class AnthropicNative:
+    """The Anthropic API itself: the body goes byte for byte unless the route
+    serves another model, in which case only ``model`` changes."""
+
+    async def build(self, target: Any, request: Any) -> Any:
+        from dataplane.providers.base import Outbound
+
+        path = "/v1/messages" if request.endpoint == "messages" else "/v1/messages/count_tokens"
+        query = request.query.decode("latin-1")
+        url = target.provider.base_url + path + ("?" + query if query else "")
+        headers = upstream_headers(target.provider, request.headers)
+        body = request.raw
+        if target.model != request.doc.get("model"):
+            body = orjson.dumps({**request.doc, "model": target.model})
+            headers.pop("content-encoding", None)
+        return Outbound("POST", url, headers, body)
+
+    def adapter(self, target: Any, request: Any, status: int, content_type: str) -> _PassThrough:
+        return _PassThrough(content_type if content_type else "application/json")
+
+
+ANTHROPIC = AnthropicNative()

@@ -138,15 +138,35 @@ def test_it_answers_the_warm_up_probe_and_health(gateway):
     assert httpx.get(f"{gateway.url}/readyz").json()["status"] == "ready"
 
 
-def test_it_relays_provider_errors_as_they_are(gateway, world, anthropic_upstream, ledger):
-    anthropic_upstream.fail_next(529, "overloaded_error", "Overloaded")
+def test_it_relays_provider_errors_as_they_are_once_retries_are_spent(gateway, world, anthropic_upstream, ledger):
+    for _ in range(3):
+        anthropic_upstream.fail_next(529, "overloaded_error", "Overloaded")
     response = post(gateway, world.secret)
     assert_error(response, 529, "overloaded_error", ours=False)
     # The provider's own answer, request id included, reaches the client untouched.
     assert response.json()["error"]["message"] == "Overloaded"
     assert response.json()["request_id"] == response.headers["request-id"]
+    assert len(anthropic_upstream.messages_received()) == 3
     (row,) = ledger(1, key_prefix=world.key.prefix)
     assert row.status == 529 and row.error_type == "overloaded_error" and row.cost_usd == 0
+    assert row.attempts == 3
+
+
+def test_it_retries_an_overloaded_provider(gateway, world, anthropic_upstream, ledger):
+    anthropic_upstream.fail_next(529, "overloaded_error", "Overloaded")
+    response = post(gateway, world.secret)
+    assert response.status_code == 200
+    assert response.headers["x-tollgate-attempts"] == "2"
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    assert row.status == 200 and row.attempts == 2 and row.cost_usd > 0
+
+
+def test_it_hands_a_long_retry_after_to_the_client(gateway, world, anthropic_upstream):
+    anthropic_upstream.fail_next(429, "rate_limit_error", "Slow down", **{"retry-after": "45"})
+    response = post(gateway, world.secret)
+    assert_error(response, 429, "rate_limit_error", ours=False)
+    assert response.headers["retry-after"] == "45"
+    assert len(anthropic_upstream.messages_received()) == 1
 
 
 def test_it_says_when_the_provider_is_unreachable(gateway, world, publish, ledger):

@@ -1,0 +1,208 @@
+"""One request's way to a provider: attempts in the router's order, retries
+with backoff, and the relay of the answer that counts.
+
+A failure before the first byte reaches the client (connection refused, 429,
+5xx, 529) moves on to the next target: at once when it is another deployment,
+after a jittered exponential backoff (or the provider's ``retry-after``, up to
+10 s) when it is the same one again. A stream that has sent bytes to the
+client is never retried: it ends with an Anthropic ``error`` event instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from dataplane.errors import GatewayError, anthropic_sse_error
+from dataplane.exchange import Exchange
+from dataplane.http import Receive, Send, send_response
+from dataplane.providers.anthropic import DROP_RESPONSE, AnthropicNative
+from dataplane.providers.base import AnthropicRequest
+from dataplane.providers.registry import module_for
+from dataplane.routing import Plan
+
+if TYPE_CHECKING:
+    from dataplane.app import Gateway
+
+RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 529})
+STREAMING_TYPES = frozenset({"text/event-stream", "application/vnd.amazon.eventstream"})
+MAX_RETRY_AFTER = 10.0
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _backoff(retry: int) -> float:
+    return min(8.0, 0.25 * 2**retry) * (0.5 + random.random() / 2)
+
+
+async def forward(gw: Gateway, receive: Receive, send: Send, x: Exchange, request: AnthropicRequest, plan: Plan) -> None:
+    watcher = gw.watch_disconnect(receive, x)
+    try:
+        await _attempts(gw, send, x, request, plan)
+    except asyncio.CancelledError:
+        if not x.disconnected:
+            raise
+        # Our own doing: the client went away, so the upstream call was dropped
+        # with its response. The request is still recorded.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        x.status = 499
+        x.error_type = "client_disconnected"
+        x.error_message = "The client disconnected before the response was complete."
+    finally:
+        x.done = True
+        watcher.cancel()
+
+
+async def _attempts(gw: Gateway, send: Send, x: Exchange, request: AnthropicRequest, plan: Plan) -> None:
+    last: tuple[int, list[tuple[bytes, bytes]], bytes, str, str] | None = None
+    previous = None
+    same_retries = 0
+    delay = 0.0
+    targets = plan.targets
+    for n, target in enumerate(targets):
+        if n:
+            if target == previous:
+                same_retries += 1
+                await asyncio.sleep(delay or _backoff(same_retries))
+            else:
+                same_retries = 0
+        previous = target
+        delay = 0.0
+        module = module_for(target.provider.kind)
+        x.attempts = n + 1
+        x.provider = target.provider
+        x.served_model = target.model
+        # Served by anything but the first choice: a failover, or the request's own fallbacks.
+        x.fallback = target != targets[0]
+        if request.endpoint == "count_tokens" and getattr(module, "local_count_tokens", False):
+            adapter = module.estimate(request)
+            x.status = 200
+            x.done = True
+            await send_response(send, 200, _own_headers(x, adapter.content_type), adapter.convert(200, b""))
+            return
+        outbound = await module.build(target, request)
+        if not x.upstream_started:
+            x.upstream_started = gw.clock()
+        try:
+            response = await gw.session.request(outbound.method, outbound.url, data=outbound.body, headers=outbound.headers)
+        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
+            gw.router.health.failed(target)
+            message = (
+                f"Tollgate could not reach provider '{target.provider.name}' ({type(exc).__name__}). "
+                "Retrying shortly usually helps; if it persists, tell your platform admin."
+            )
+            last = (502, [], b"", "api_error", message)
+            continue
+        try:
+            status = response.status
+            more = n + 1 < len(targets)
+            if status in RETRYABLE and more:
+                wait = _retry_after(response.headers.get("retry-after"))
+                if wait is not None and wait > MAX_RETRY_AFTER and targets[n + 1] == target:
+                    # The provider wants a long pause: hand its answer to the
+                    # client (Claude Code honours retry-after) instead of holding it.
+                    pass
+                else:
+                    body = await response.read()
+                    gw.router.health.failed(target)
+                    adapter = module.adapter(target, request, status, response.content_type)
+                    converted = adapter.convert(status, body)
+                    last = (status, _headers_for(module, x, response, adapter), converted, adapter.usage.error_type, adapter.usage.error_message)
+                    delay = wait or 0.0
+                    continue
+            if status < 500:
+                gw.router.health.succeeded(target)
+            else:
+                gw.router.health.failed(target)
+            if plan.route is not None and x.session_id and status < 400:
+                gw.router.sticky.remember(x.session_id, plan.route.id, target)
+            adapter = module.adapter(target, request, status, response.content_type)
+            await _relay(gw, send, x, module, response, adapter)
+            return
+        finally:
+            response.release()
+    if last is None:
+        raise GatewayError(503, "No provider is configured for this model. Ask your platform admin to add a route.", retry=False)
+    status, headers, body, error_type, message = last
+    if not body:
+        raise GatewayError(status, message)
+    x.status = status
+    x.error_type = error_type
+    x.error_message = message
+    x.upstream_ended = gw.clock()
+    x.done = True
+    await send_response(send, status, headers, body)
+
+
+def _own_headers(x: Exchange, content_type: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", content_type.encode()),
+        (b"x-tollgate-request-id", x.request_id.encode()),
+    ]
+
+
+def _headers_for(module: Any, x: Exchange, response: aiohttp.ClientResponse, adapter: Any) -> list[tuple[bytes, bytes]]:
+    if isinstance(module, AnthropicNative):
+        # Anthropic's own headers (request-id, rate-limit state, retry-after) reach the client.
+        headers = [(k.lower(), v) for k, v in response.raw_headers if k.lower() not in DROP_RESPONSE]
+        headers.append((b"x-tollgate-request-id", x.request_id.encode()))
+    else:
+        headers = _own_headers(x, adapter.content_type)
+        retry_after = response.headers.get("retry-after")
+        if retry_after:
+            headers.append((b"retry-after", retry_after.encode("latin-1")))
+    if x.attempts > 1 or x.fallback:
+        headers.append((b"x-tollgate-attempts", str(x.attempts).encode()))
+    headers.append((b"x-tollgate-provider", x.provider.name.encode() if x.provider else b""))
+    return headers
+
+
+async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: aiohttp.ClientResponse, adapter: Any) -> None:
+    x.status = response.status
+    headers = _headers_for(module, x, response, adapter)
+    x.usage = adapter.usage
+    if response.content_type in STREAMING_TYPES and adapter.content_type == "text/event-stream":
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        try:
+            async for chunk in response.content.iter_any():
+                if not x.first_byte:
+                    x.first_byte = gw.clock()
+                out = adapter.feed(chunk)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            tail = adapter.close()
+            if tail:
+                await send({"type": "http.response.body", "body": tail, "more_body": True})
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
+            # Headers are gone already: end the stream the way Anthropic does.
+            message = f"The provider connection broke mid-stream ({type(exc).__name__}); retry the request."
+            x.error_type = "upstream_stream_error"
+            x.error_message = message
+            await send({"type": "http.response.body", "body": anthropic_sse_error("api_error", message), "more_body": True})
+        x.usage = adapter.usage
+        x.upstream_ended = gw.clock()
+        x.done = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    try:
+        payload = await response.read()
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+        raise GatewayError(502, f"The provider connection broke ({type(exc).__name__}); retry the request.") from None
+    x.upstream_ended = gw.clock()
+    x.first_byte = x.upstream_ended
+    body = adapter.convert(response.status, payload)
+    x.usage = adapter.usage
+    x.done = True
+    await send_response(send, response.status, headers, body)

@@ -1,0 +1,145 @@
+"""OpenAI, Azure OpenAI and the OpenAI-compatible family, for Anthropic-shaped
+requests: translate the request to Chat Completions, and the answer (stream
+included) back to Anthropic Messages (dataplane/translation/).
+
+- ``openai`` and ``openai_compatible``: ``{base_url}/chat/completions`` with
+  ``Authorization: Bearer``; the base URL names the service (presets in
+  governance/models.py: Mistral, Groq, DeepSeek, Together, OpenRouter,
+  Fireworks, xAI, Ollama, vLLM).
+- ``azure_openai``: ``{base_url}/openai/deployments/{deployment}/chat/completions
+  ?api-version=…`` with an ``api-key`` header; the target's model is the
+  deployment name (https://learn.microsoft.com/azure/ai-services/openai/reference).
+
+Count-tokens has no equivalent in this family: it is answered locally with an
+estimate (``estimated: true``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from dataplane.providers.base import AnthropicRequest, Outbound, Target
+from dataplane.translation import (
+    OpenAIToAnthropicStream,
+    anthropic_request_to_openai,
+    openai_response_to_anthropic,
+)
+from dataplane.usage import Usage
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "api_error",  # the provider refused our credential, not the client's key
+    403: "api_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+}
+
+
+def _usage_from(translated: Any, usage: Usage) -> None:
+    usage.input_tokens = translated.input_tokens
+    usage.output_tokens = translated.output_tokens
+    usage.cache_read_tokens = translated.cache_read_input_tokens
+    usage.cache_write_tokens = translated.cache_creation_input_tokens
+
+
+class _Translating:
+    __slots__ = ("usage", "content_type", "_stream", "_model", "_provider")
+
+    def __init__(self, model: str, provider: str, stream: bool) -> None:
+        self.usage = Usage(model=model)
+        self.content_type = "text/event-stream" if stream else "application/json"
+        self._stream = OpenAIToAnthropicStream(model=model) if stream else None
+        self._model = model
+        self._provider = provider
+
+    def convert(self, status: int, body: bytes) -> bytes:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = None
+        if status >= 400 or not isinstance(doc, dict) or "choices" not in doc:
+            message = body[:500].decode("utf-8", "replace")
+            if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+                message = str(doc["error"].get("message") or message)
+            error_type = _ERROR_TYPES.get(status, "api_error")
+            self.usage.error_type = error_type
+            self.usage.error_message = message[:2000]
+            return orjson.dumps(
+                {"type": "error", "error": {"type": error_type, "message": f"{self._provider}: {message}"}}
+            )
+        out = openai_response_to_anthropic(doc, model=self._model)
+        usage = out.get("usage") or {}
+        self.usage.take(usage)
+        self.usage.stop_reason = str(out.get("stop_reason") or "")
+        return orjson.dumps(out)
+
+    def feed(self, chunk: bytes) -> bytes:
+        assert self._stream is not None
+        out = self._stream.feed(chunk)
+        _usage_from(self._stream.usage, self.usage)
+        return out
+
+    def close(self) -> bytes:
+        assert self._stream is not None
+        out = self._stream.close()
+        _usage_from(self._stream.usage, self.usage)
+        self.usage.stop_reason = self._stream.stop_reason or ""
+        return out
+
+
+class _Estimated:
+    """count_tokens answered here: about four bytes of JSON per token."""
+
+    __slots__ = ("usage", "content_type", "_tokens")
+
+    def __init__(self, tokens: int) -> None:
+        self.usage = Usage()
+        self.content_type = "application/json"
+        self._tokens = tokens
+
+    def convert(self, status: int, body: bytes) -> bytes:
+        return orjson.dumps({"input_tokens": self._tokens, "estimated": True})
+
+    def feed(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def close(self) -> bytes:
+        return b""
+
+
+class OpenAIChat:
+    local_count_tokens = True
+
+    async def build(self, target: Target, request: AnthropicRequest) -> Outbound:
+        provider = target.provider
+        settings = provider.settings
+        if provider.kind == "azure_openai":
+            version = settings.get("api_version", "2024-10-21")
+            url = f"{provider.base_url}/openai/deployments/{target.model}/chat/completions?api-version={version}"
+            headers = {"api-key": provider.credential}
+        else:
+            url = f"{provider.base_url}/chat/completions"
+            headers = {"authorization": f"Bearer {provider.credential}"}
+        headers["content-type"] = "application/json"
+        body = anthropic_request_to_openai(
+            request.doc,
+            model=target.model,
+            reasoning=bool(settings.get("reasoning")),
+            max_tokens_field=settings.get("max_tokens_field", "max_completion_tokens" if provider.kind != "openai_compatible" else "max_tokens"),
+        )
+        return Outbound("POST", url, headers, orjson.dumps(body))
+
+    def adapter(self, target: Target, request: AnthropicRequest, status: int, content_type: str) -> _Translating:
+        stream = request.stream and status < 400 and content_type == "text/event-stream"
+        return _Translating(target.model, target.provider.name, stream)
+
+    def estimate(self, request: AnthropicRequest) -> _Estimated:
+        return _Estimated(max(1, len(orjson.dumps(request.doc)) // 4))
+
+
+OPENAI = OpenAIChat()
