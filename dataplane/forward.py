@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from dataplane.errors import GatewayError, anthropic_sse_error
+from dataplane.errors import GatewayError, anthropic_error_body, anthropic_sse_error
 from dataplane.exchange import Exchange
 from dataplane.http import Receive, Send, send_response
 from dataplane.providers.anthropic import DROP_RESPONSE, AnthropicNative
@@ -204,5 +204,18 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
     x.first_byte = x.upstream_ended
     body = adapter.convert(response.status, payload)
     x.usage = adapter.usage
+    status = response.status
+    if status == 401:
+        # The provider refused Tollgate's own credential. Passed on as a 401,
+        # Claude Code would tell the engineer their key is invalid and to log in.
+        status = 502
+        x.status = 502
+        message = (
+            f"Provider '{x.provider.name if x.provider else '?'}' refused Tollgate's credential for it. "
+            "Your key is fine; tell your platform admin to check the provider's credential."
+        )
+        x.error_type, x.error_message = "api_error", message
+        headers = [h for h in headers if h[0] != b"content-type"] + [(b"content-type", b"application/json")]
+        body = anthropic_error_body("api_error", message, x.request_id)
     x.done = True
-    await send_response(send, response.status, headers, body)
+    await send_response(send, status, headers, body)

@@ -248,3 +248,33 @@ def _fake_openai() -> Iterator[Any]:
 def openai_upstream(_fake_openai: Any) -> Any:
     _fake_openai.reset()
     return _fake_openai
+
+
+@pytest.fixture(scope="session")
+def _fake_bedrock() -> Iterator[Any]:
+    from tests.fakes.bedrock import FakeBedrock
+
+    fake = FakeBedrock().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def bedrock_upstream(_fake_bedrock: Any) -> Any:
+    _fake_bedrock.reset()
+    return _fake_bedrock
+
+
+@pytest.fixture(scope="session")
+def _fake_vertex() -> Iterator[Any]:
+    from tests.fakes.vertex import FakeVertex
+
+    fake = FakeVertex().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def vertex_upstream(_fake_vertex: Any) -> Any:
+    _fake_vertex.reset()
+    return _fake_vertex

@@ -18,8 +18,11 @@ class ProvidersApi(APIView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=100)
         kind = serializers.ChoiceField(choices=ProviderKind.choices)
-        base_url = serializers.URLField(max_length=500)
+        # Optional where the kind has a well-known URL (Anthropic, OpenAI, a preset).
+        base_url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
         credential = serializers.CharField(write_only=True, style={"input_type": "password"})
+        # Region, project_id/location, api_version, beta_allowlist, preset…
+        settings = serializers.DictField(required=False, default=dict)
         is_active = serializers.BooleanField(default=True)
 
         class Meta:
@@ -30,6 +33,7 @@ class ProvidersApi(APIView):
         name = serializers.CharField()
         kind = serializers.ChoiceField(choices=ProviderKind.choices)
         base_url = serializers.URLField()
+        settings = serializers.DictField()
         is_active = serializers.BooleanField()
         # The credential is write-only: the API says whether one is set, never what it is.
         has_credential = serializers.SerializerMethodField()

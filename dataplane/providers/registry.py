@@ -7,10 +7,12 @@ from typing import Any
 from dataplane.providers.anthropic import ANTHROPIC
 from dataplane.providers.bedrock import BEDROCK
 from dataplane.providers.openai import OPENAI
+from dataplane.providers.vertex import VERTEX
 
 MODULES: dict[str, Any] = {
     "anthropic": ANTHROPIC,
     "bedrock": BEDROCK,
+    "vertex": VERTEX,
     "openai": OPENAI,
     "azure_openai": OPENAI,
     "openai_compatible": OPENAI,

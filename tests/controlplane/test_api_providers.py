@@ -55,7 +55,7 @@ def test_it_keeps_providers_to_platform_admins(client_for, persona, request) -> 
 
 def test_it_rejects_an_unknown_provider_kind(client_for, alice) -> None:
     response = client_for(alice).post(
-        "/api/v1/providers/", NEW_PROVIDER | {"kind": "openai"}, format="json"
+        "/api/v1/providers/", NEW_PROVIDER | {"kind": "palm"}, format="json"
     )
     assert response.status_code == 400
     assert "kind" in response.json()

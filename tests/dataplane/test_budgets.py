@@ -267,3 +267,22 @@ def test_it_never_overspends_under_500_concurrent_streams(world, workers, publis
             time.sleep(0.1)
         client.close()
         assert keys and reserved == [0] * len(keys), "reservations left behind"
+
+
+@pytest.mark.skipif(not REDIS, reason="the embedded counters live in the data plane; its request log is the record")
+def test_it_persists_counter_spend_to_postgresql(gateway, world, publish, ledger):
+    from governance.models import BudgetSpend
+    from governance.tasks import persist_budget_spend
+
+    b = budget(world, "100")
+    publish()
+    assert send(gateway, world.secret).status_code == 200
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    deadline = time.monotonic() + 5
+    while True:
+        assert persist_budget_spend() >= 1
+        spend = BudgetSpend.objects.get(budget=b)
+        if spend.spent_usd == row.cost_usd or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # settlement lands just after the response
+    assert spend.spent_usd == row.cost_usd

@@ -213,3 +213,10 @@ def test_it_cancels_the_upstream_call_when_the_client_disconnects(gateway, world
     (row,) = ledger(1, key_prefix=world.key.prefix)
     assert row.client_disconnected is True and row.status == 499
     assert row.input_tokens > 0
+
+
+def test_it_does_not_blame_the_client_key_when_the_provider_refuses_ours(gateway, world, publish):
+    services.provider_update(actor=world.alice, provider=world.provider, credential="sk-ant-wrong")
+    publish()
+    message = assert_error(post(gateway, world.secret), 502, "api_error")
+    assert "refused Tollgate's credential" in message and "Your key is fine" in message

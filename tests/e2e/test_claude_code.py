@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import orjson
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CLAUDE = ROOT / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"
@@ -114,3 +115,49 @@ def test_it_waits_out_a_rate_limit_and_then_succeeds(gateway, world, publish, le
     rows = [r for r in ledger(3, key_prefix=world.key.prefix) if r.endpoint == "messages"]
     statuses = [r.status for r in rows]
     assert statuses[0] == 200 and 429 in statuses and statuses[-1] == 200, statuses
+
+
+def _remap_opus(world, kind: str, fake) -> str:
+    """Route Claude Code's Opus tier to another provider; returns the served model id."""
+    from governance import services
+
+    if kind == "bedrock":
+        provider = services.provider_create(
+            actor=world.alice, name="bedrock", kind="bedrock", base_url=fake.url, credential=fake.credential(),
+            settings={"region": "us-east-1"},
+        )
+        model = "us.anthropic.claude-opus-4-5-20251101-v1:0"
+    elif kind == "vertex":
+        provider = services.provider_create(
+            actor=world.alice, name="vertex", kind="vertex", base_url=fake.url, credential=fake.service_account_json(),
+            settings={"project_id": fake.project_id, "location": "us-east5"},
+        )
+        model = "claude-opus-4-5@20251101"
+    else:
+        provider = services.provider_create(
+            actor=world.alice, name="compat", kind="openai_compatible", base_url=fake.url + "/v1", credential=fake.api_key
+        )
+        model = "gpt-5"
+    services.route_set(actor=world.alice, model_pattern="claude-opus-*", targets=[{"provider": provider, "model": model}])
+    return model
+
+
+@pytest.mark.parametrize("kind", ["bedrock", "vertex", "openai_compatible"])
+def test_it_serves_the_opus_tier_from_another_provider(
+    gateway, world, publish, ledger, tmp_path, kind, bedrock_upstream, vertex_upstream, openai_upstream
+):
+    fake = {"bedrock": bedrock_upstream, "vertex": vertex_upstream, "openai_compatible": openai_upstream}[kind]
+    served = _remap_opus(world, kind, fake)
+    publish()
+    plain = result_of(run_claude(gateway, world.secret, "Say hello", tmp_path))
+    assert plain["is_error"] is False and "Hello from the fake" in plain["result"], plain
+    tool = run_claude(
+        gateway, world.secret, "Please [[bash: echo tollgate-$((6*7))-routed]] and report.", tmp_path, "--allowedTools", "Bash"
+    )
+    result = result_of(tool)
+    assert tool.returncode == 0, tool.stderr[-2000:]
+    assert "tollgate-42-routed" in result["result"], result
+    opus = [r for r in ledger(3, key_prefix=world.key.prefix) if r.model_requested.startswith("claude-opus")]
+    assert len(opus) >= 3
+    assert all(r.model_served == served and r.provider_kind == kind and r.status == 200 for r in opus)
+    assert all(r.cost_usd > 0 and not r.unpriced for r in opus), [(r.model_served, r.cost_usd) for r in opus]

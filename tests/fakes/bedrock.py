@@ -54,6 +54,8 @@ KNOWN_BETAS = frozenset(
         "fine-grained-tool-streaming-2025-05-14",
         "token-efficient-tools-2025-02-19",
         "computer-use-2025-01-24",
+        # Context editing, which Claude Code turns on for the 4.5 family.
+        "context-management-2025-06-27",
     }
 )
 _AUTH = re.compile(
