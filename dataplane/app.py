@@ -17,10 +17,10 @@ from typing import Any
 import aiohttp
 import orjson
 
-from dataplane import anthropic
+from dataplane import anthropic, openai_ingress
 from dataplane.auth import authenticate
 from dataplane.config import GatewayConfig
-from dataplane.errors import GatewayError, anthropic_error_body
+from dataplane.errors import GatewayError, anthropic_error_body, openai_error_body
 from dataplane.events import UsageEvents
 from dataplane.exchange import Exchange
 from dataplane.http import ClientGone, Receive, Scope, Send, send_response
@@ -45,6 +45,8 @@ Handler = Callable[["Gateway", Scope, Receive, Send, Exchange, dict[bytes, bytes
 
 # path -> (method, endpoint name, handler); "/anthropic" is stripped first.
 ROUTES: dict[str, tuple[str, str, Handler]] = {
+    "/v1/chat/completions": ("POST", "chat_completions", openai_ingress.chat_completions),
+    "/openai/v1/chat/completions": ("POST", "chat_completions", openai_ingress.chat_completions),
     "/v1/messages": ("POST", "messages", anthropic.messages),
     "/v1/messages/count_tokens": ("POST", "count_tokens", anthropic.messages),
     "/v1/models": ("GET", "models", anthropic.models),
@@ -270,6 +272,8 @@ class Gateway:
                 return
         method, endpoint, handler = route
         x = Exchange(_request_id(), endpoint)
+        if endpoint == "chat_completions":
+            x.shape = "openai"
         if scope["method"] != method:
             await self._refuse(send, x, GatewayError(405, f"{path} accepts {method} only."), record=False)
             return
@@ -309,7 +313,11 @@ class Gateway:
         if err.retry is False:
             headers.append((b"x-should-retry", b"false"))
         headers.extend(err.headers)
-        await send_response(send, err.status, headers, anthropic_error_body(err.error_type, err.message, x.request_id))
+        if x.shape == "openai":
+            body = openai_error_body(err.status, err.message)
+        else:
+            body = anthropic_error_body(err.error_type, err.message, x.request_id)
+        await send_response(send, err.status, headers, body)
         if record:
             self.events.emit(x.event(self.holder.current))
             await self.settle(x)

@@ -62,3 +62,30 @@ def anthropic_sse_error(error_type: str, message: str) -> bytes:
     """The event Anthropic sends when a stream fails after it has started."""
     data = orjson.dumps({"type": "error", "error": {"type": error_type, "message": message}})
     return b"event: error\ndata: " + data + b"\n\n"
+
+
+# https://platform.openai.com/docs/guides/error-codes
+_OPENAI_TYPES = {
+    401: ("authentication_error", "invalid_api_key"),
+    402: ("insufficient_quota", "budget_exceeded"),
+    403: ("permission_error", "model_not_allowed"),
+    404: ("invalid_request_error", "not_found"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def openai_error_body(status: int, message: str) -> bytes:
+    error_type, code = _OPENAI_TYPES.get(
+        status, ("invalid_request_error" if status < 500 else "server_error", None)
+    )
+    return orjson.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}})
+
+
+def anthropic_error_to_openai(status: int, body: bytes) -> bytes:
+    """An Anthropic error body, re-said in OpenAI's shape."""
+    try:
+        doc = orjson.loads(body)
+        message = str(doc["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        message = body[:500].decode("utf-8", "replace")
+    return openai_error_body(status, message)

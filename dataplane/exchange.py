@@ -43,6 +43,7 @@ class Exchange:
         "attempts",
         "fallback",
         "route_id",
+        "shape",
     )
 
     def __init__(self, request_id: str, endpoint: str) -> None:
@@ -75,6 +76,8 @@ class Exchange:
         self.attempts = 1
         self.fallback = False
         self.route_id: int | None = None
+        # The caller's API shape, which errors must speak: "anthropic" or "openai".
+        self.shape = "anthropic"
 
     def fail(self, status: int, error_type: str, message: str) -> None:
         self.status = status

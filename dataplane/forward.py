@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from dataplane.errors import GatewayError, anthropic_error_body, anthropic_sse_error
+from dataplane.errors import (
+    GatewayError,
+    anthropic_error_body,
+    anthropic_sse_error,
+    openai_error_body,
+)
 from dataplane.exchange import Exchange
 from dataplane.http import Receive, Send, send_response
 from dataplane.providers.anthropic import DROP_RESPONSE, AnthropicNative
-from dataplane.providers.base import AnthropicRequest
 from dataplane.providers.registry import module_for
 from dataplane.routing import Plan
 
@@ -45,10 +50,21 @@ def _backoff(retry: int) -> float:
     return min(8.0, 0.25 * 2**retry) * (0.5 + random.random() / 2)
 
 
-async def forward(gw: Gateway, receive: Receive, send: Send, x: Exchange, request: AnthropicRequest, plan: Plan) -> None:
+async def forward(
+    gw: Gateway,
+    receive: Receive,
+    send: Send,
+    x: Exchange,
+    request: Any,
+    plan: Plan,
+    resolve: Callable[[str], Any] = module_for,
+) -> None:
+    """Try the plan's targets; ``resolve`` picks the module for a provider kind
+    (the caller's API shape decides: Anthropic callers and OpenAI callers need
+    different ones for the same provider)."""
     watcher = gw.watch_disconnect(receive, x)
     try:
-        await _attempts(gw, send, x, request, plan)
+        await _attempts(gw, send, x, request, plan, resolve)
     except asyncio.CancelledError:
         if not x.disconnected:
             raise
@@ -65,7 +81,9 @@ async def forward(gw: Gateway, receive: Receive, send: Send, x: Exchange, reques
         watcher.cancel()
 
 
-async def _attempts(gw: Gateway, send: Send, x: Exchange, request: AnthropicRequest, plan: Plan) -> None:
+async def _attempts(
+    gw: Gateway, send: Send, x: Exchange, request: Any, plan: Plan, resolve: Callable[[str], Any]
+) -> None:
     last: tuple[int, list[tuple[bytes, bytes]], bytes, str, str] | None = None
     previous = None
     same_retries = 0
@@ -80,7 +98,7 @@ async def _attempts(gw: Gateway, send: Send, x: Exchange, request: AnthropicRequ
                 same_retries = 0
         previous = target
         delay = 0.0
-        module = module_for(target.provider.kind)
+        module = resolve(target.provider.kind)
         x.attempts = n + 1
         x.provider = target.provider
         x.served_model = target.model
@@ -216,6 +234,9 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
         )
         x.error_type, x.error_message = "api_error", message
         headers = [h for h in headers if h[0] != b"content-type"] + [(b"content-type", b"application/json")]
-        body = anthropic_error_body("api_error", message, x.request_id)
+        if x.shape == "openai":
+            body = openai_error_body(502, message)
+        else:
+            body = anthropic_error_body("api_error", message, x.request_id)
     x.done = True
     await send_response(send, status, headers, body)

@@ -83,6 +83,7 @@ class Snapshot:
     anthropic: ProviderConfig | None
     prices: dict[str, Price]
     routes: Routes = field(default_factory=lambda: EMPTY_ROUTES)
+    providers_by_name: dict[str, ProviderConfig] = field(default_factory=dict)
     _price_cache: dict[str, Price | None] = field(default_factory=dict)
 
     def price_for(self, model: str) -> Price | None:
@@ -244,6 +245,7 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
         anthropic=anthropic,
         prices=prices,
         routes=parse_routes(doc.get("routes", []), providers),
+        providers_by_name={p.name: p for p in providers.values()},
     )
 
 

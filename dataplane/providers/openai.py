@@ -143,3 +143,91 @@ class OpenAIChat:
 
 
 OPENAI = OpenAIChat()
+
+
+class _OpenAIPassThrough:
+    """An OpenAI-shaped answer for an OpenAI-shaped caller: relayed as it is,
+    with usage read on the side. Tollgate always asks for the final usage
+    chunk; a caller that did not ask for it does not get it."""
+
+    __slots__ = ("usage", "content_type", "_include_usage", "_pending")
+
+    def __init__(self, model: str, stream: bool, include_usage: bool) -> None:
+        self.usage = Usage(model=model)
+        self.content_type = "text/event-stream" if stream else "application/json"
+        self._include_usage = include_usage
+        self._pending = b""
+
+    def _take(self, usage: Any) -> None:
+        from dataplane.translation import Usage as Translated
+
+        _usage_from(Translated.from_openai(usage), self.usage)
+
+    def convert(self, status: int, body: bytes) -> bytes:
+        if status < 400:
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return body
+            if isinstance(doc, dict) and isinstance(doc.get("usage"), dict):
+                self._take(doc["usage"])
+        else:
+            self.usage.error_type = _ERROR_TYPES.get(status, "api_error")
+            self.usage.error_message = body[:2000].decode("utf-8", "replace")
+        return body
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk if self._pending else chunk
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self._pending = data
+            return b""
+        complete, self._pending = data[: end + 2], data[end + 2 :]
+        if b'"usage"' not in complete:
+            return complete
+        kept = []
+        for event in complete.split(b"\n\n"):
+            if b'"usage"' in event and event.startswith(b"data: {"):
+                try:
+                    doc = orjson.loads(event[6:])
+                except orjson.JSONDecodeError:
+                    doc = None
+                if isinstance(doc, dict) and isinstance(doc.get("usage"), dict):
+                    self._take(doc["usage"])
+                    if not self._include_usage and not doc.get("choices"):
+                        continue
+            if event:
+                kept.append(event + b"\n\n")
+        return b"".join(kept)
+
+    def close(self) -> bytes:
+        tail, self._pending = self._pending, b""
+        return tail
+
+
+class OpenAINative:
+    """OpenAI-family providers for OpenAI-shaped callers: the body goes as sent,
+    with the served model and Tollgate's credential."""
+
+    async def build(self, target: Target, request: Any) -> Outbound:
+        provider = target.provider
+        if provider.kind == "azure_openai":
+            version = provider.settings.get("api_version", "2024-10-21")
+            url = f"{provider.base_url}/openai/deployments/{target.model}/chat/completions?api-version={version}"
+            headers = {"api-key": provider.credential}
+        else:
+            url = f"{provider.base_url}/chat/completions"
+            headers = {"authorization": f"Bearer {provider.credential}"}
+        headers["content-type"] = "application/json"
+        doc = dict(request.doc)
+        doc["model"] = target.model
+        if request.stream:
+            doc["stream_options"] = {**(doc.get("stream_options") or {}), "include_usage": True}
+        return Outbound("POST", url, headers, orjson.dumps(doc))
+
+    def adapter(self, target: Target, request: Any, status: int, content_type: str) -> _OpenAIPassThrough:
+        stream = request.stream and status < 400 and content_type == "text/event-stream"
+        return _OpenAIPassThrough(target.model, stream, request.include_usage)
+
+
+OPENAI_NATIVE = OpenAINative()

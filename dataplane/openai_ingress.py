@@ -1,0 +1,169 @@
+"""OpenAI Chat Completions ingress: ``/v1/chat/completions`` (and under ``/openai``).
+
+Models are named ``provider/model`` (``anthropic/claude-sonnet-4-6``,
+``openai/gpt-5``, the provider as named in Tollgate), or by a name a route
+matches. OpenAI-family providers get the body as sent; Anthropic-shaped ones
+(Anthropic, Bedrock, Vertex) get it translated, and their answer, stream
+included, translated back (dataplane/translation/). Errors speak OpenAI's
+error JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from dataplane.errors import GatewayError, anthropic_error_to_openai
+from dataplane.exchange import Exchange
+from dataplane.forward import forward
+from dataplane.http import Receive, Scope, Send, decode_body, read_body
+from dataplane.providers.base import AnthropicRequest, Target
+from dataplane.providers.openai import OPENAI_NATIVE
+from dataplane.providers.registry import module_for
+from dataplane.routing import MIN_ATTEMPTS, Plan
+from dataplane.translation import (
+    AnthropicToOpenAIStream,
+    anthropic_response_to_openai,
+    openai_request_to_anthropic,
+)
+
+if TYPE_CHECKING:
+    from dataplane.app import Gateway
+
+OPENAI_FAMILY = frozenset({"openai", "azure_openai", "openai_compatible"})
+
+
+@dataclass(slots=True)
+class OpenAIRequest:
+    doc: dict[str, Any]
+    headers: list[tuple[bytes, bytes]]
+    stream: bool
+    include_usage: bool
+    endpoint: str = "chat_completions"
+    # The Anthropic form of the request for the attempt being built, if any.
+    translated: AnthropicRequest | None = None
+
+
+class _ToOpenAI:
+    """Wraps an Anthropic-shaped adapter (any Anthropic-family provider) and
+    turns its output into OpenAI's shape."""
+
+    __slots__ = ("inner", "content_type", "_stream", "_model")
+
+    def __init__(self, inner: Any, model: str, stream: bool, include_usage: bool) -> None:
+        self.inner = inner
+        self._model = model
+        self.content_type = "text/event-stream" if stream else "application/json"
+        self._stream = AnthropicToOpenAIStream(include_usage=include_usage, model=model) if stream else None
+
+    @property
+    def usage(self) -> Any:
+        return self.inner.usage
+
+    def convert(self, status: int, body: bytes) -> bytes:
+        converted = self.inner.convert(status, body)
+        if status >= 400:
+            return anthropic_error_to_openai(status, converted)
+        try:
+            return orjson.dumps(anthropic_response_to_openai(orjson.loads(converted), model=self._model))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return anthropic_error_to_openai(502, b"The provider's answer could not be read.")
+
+    def feed(self, chunk: bytes) -> bytes:
+        assert self._stream is not None
+        sse = self.inner.feed(chunk)
+        return self._stream.feed(sse) if sse else b""
+
+    def close(self) -> bytes:
+        assert self._stream is not None
+        tail = self.inner.close()
+        out = self._stream.feed(tail) if tail else b""
+        return out + self._stream.close()
+
+
+class ViaAnthropic:
+    """An Anthropic-family provider behind an OpenAI-shaped caller."""
+
+    def __init__(self, kind: str) -> None:
+        self.inner = module_for(kind)
+
+    async def build(self, target: Target, request: OpenAIRequest) -> Any:
+        doc = openai_request_to_anthropic(request.doc, model=target.model)
+        if request.stream:
+            doc["stream"] = True
+        request.translated = AnthropicRequest(
+            endpoint="messages",
+            doc=doc,
+            raw=orjson.dumps(doc),
+            content_encoding=None,
+            headers=[(b"content-type", b"application/json")],
+            query=b"",
+            stream=request.stream,
+        )
+        return await self.inner.build(target, request.translated)
+
+    def adapter(self, target: Target, request: OpenAIRequest, status: int, content_type: str) -> _ToOpenAI:
+        assert request.translated is not None
+        inner = self.inner.adapter(target, request.translated, status, content_type)
+        stream = request.stream and status < 400 and content_type in ("text/event-stream", "application/vnd.amazon.eventstream")
+        return _ToOpenAI(inner, target.model, stream, request.include_usage)
+
+
+_VIA = {kind: ViaAnthropic(kind) for kind in ("anthropic", "bedrock", "vertex")}
+
+
+def _module(kind: str) -> Any:
+    return OPENAI_NATIVE if kind in OPENAI_FAMILY else _VIA[kind]
+
+
+async def chat_completions(
+    gw: Gateway, scope: Scope, receive: Receive, send: Send, x: Exchange, headers: dict[bytes, bytes]
+) -> None:
+    x.key = gw.authenticate(headers)
+    ctype = headers.get(b"content-type")
+    if ctype is not None and not ctype.split(b";", 1)[0].strip().lower().endswith(b"json"):
+        raise GatewayError(415, "Send the request as application/json.", retry=False)
+    raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"))
+    body = decode_body(raw, headers.get(b"content-encoding"), gw.config.max_body_bytes)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(400, f"The request body is not valid JSON: {exc}.", retry=False) from None
+    if not isinstance(doc, dict):
+        raise GatewayError(400, "The request body must be a JSON object.", retry=False)
+    model = doc.get("model")
+    if not isinstance(model, str) or not model:
+        raise GatewayError(400, "you must provide a model parameter (e.g. 'anthropic/claude-sonnet-4-6').", retry=False)
+    if not isinstance(doc.get("messages"), list) or not doc["messages"]:
+        raise GatewayError(400, "messages: a non-empty list of messages is required.", retry=False)
+    x.model = model
+    x.stream = doc.get("stream") is True
+    snapshot = gw.holder.current
+    prefix, _, bare = model.partition("/")
+    provider = snapshot.providers_by_name.get(prefix) if bare else None
+    if not x.key.allows(bare if provider else model):
+        raise GatewayError(403, f"Model '{model}' is not allowed for Tollgate key {x.key.prefix}…; allowed: {'; '.join(x.key.allowed_models)}.", retry=False)
+    if provider is not None:
+        target = Target(provider, bare)
+        plan = Plan(None, [target] * MIN_ATTEMPTS, MIN_ATTEMPTS)
+    else:
+        plan = gw.router.plan(snapshot, x.key, model, x.session_id, [])
+    if not plan.targets:
+        raise GatewayError(503, f"No provider serves '{model}'. Name one as 'provider/model', or ask your platform admin for a route.", retry=False)
+    for target in plan.targets:
+        if target.provider.kind not in OPENAI_FAMILY and target.provider.kind not in _VIA:
+            raise GatewayError(400, f"Provider '{target.provider.name}' cannot serve Chat Completions yet.", retry=False)
+    x.route_id = plan.route.id if plan.route else None
+    x.provider = plan.targets[0].provider
+    request = OpenAIRequest(
+        doc=doc,
+        headers=scope["headers"],
+        stream=x.stream,
+        include_usage=bool((doc.get("stream_options") or {}).get("include_usage")),
+    )
+    if x.key.governed:
+        max_tokens = doc.get("max_completion_tokens") or doc.get("max_tokens")
+        await gw.admit(x, len(body), max_tokens, {t.model for t in plan.targets})
+    await forward(gw, receive, send, x, request, plan, resolve=_module)
