@@ -83,6 +83,8 @@ class RedisPipe:
         self._connecting: asyncio.Future[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._scripts: dict[str, str] = {}
+        # Commands made in one event-loop turn leave in one write (one system call).
+        self._outbox: list[bytes] = []
 
     # --- connection --------------------------------------------------------------
 
@@ -155,11 +157,18 @@ class RedisPipe:
 
     async def call(self, *args: Any) -> Any:
         protocol = self._protocol or await self._ensure()
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.pending.append((future, time.monotonic() + self.timeout))
-        assert protocol.transport is not None
-        protocol.transport.write(pack(*args))
+        if not self._outbox:
+            loop.call_soon(self._flush, protocol)
+        self._outbox.append(pack(*args))
         return await future
+
+    def _flush(self, protocol: _Protocol) -> None:
+        data, self._outbox = self._outbox, []
+        if protocol is self._protocol and protocol.transport is not None:
+            protocol.transport.write(b"".join(data) if len(data) > 1 else data[0])
 
     async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA, loading the script on first use or after a Redis restart."""
