@@ -23,6 +23,7 @@ from governance.models import (
     Provider,
     RateLimit,
     Role,
+    Route,
     Team,
     VirtualKey,
 )
@@ -235,3 +236,65 @@ def policy_targets(
         "user": member_in(access=access, username=user) if user else None,
         "key": key_in(access=access, key_id=key) if key is not None else None,
     }
+
+
+def route_scope(*, access: OrganizationAccess, team: str | None, key: int | None) -> dict[str, Any]:
+    """The organization, team and key a route of ``access``'s organization names.
+
+    The data plane files a route under its key before its team, so one naming
+    both would silently be a key route; asking for one of them keeps that plain.
+    """
+    if team and key is not None:
+        raise ValidationError({"key": "A route names a team or a key, not both."})
+    return {
+        "organization": access.organization,
+        "team": team_in(access=access, slug=team) if team else None,
+        "key": key_in(access=access, key_id=key) if key is not None else None,
+    }
+
+
+def route_targets(*, targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Targets as route_set takes them: each provider name looked up (one query for all)."""
+    names = {t["provider"] for t in targets}
+    providers = {p.name: p for p in Provider.objects.filter(name__in=names)}
+    missing = sorted(names - providers.keys())
+    if missing:
+        raise ValidationError({"targets": f"No provider '{missing[0]}'."})
+    return [t | {"provider": providers[t["provider"]]} for t in targets]
+
+
+def route_visible(*, access: OrganizationAccess, route: Route) -> bool:
+    """Whether an organization's route shows to ``access``: as for policies, a developer
+    sees the organization's and teams' routes and those of their own keys."""
+    if access.sees_every_key or route.key is None:
+        return True
+    return route.key.user_id == access.user.pk
+
+
+def route_for_change(*, user: Any, route_id: int) -> Route:
+    """A route ``user`` may replace or delete.
+
+    Gateway routes belong to platform admins and do not exist for anyone else;
+    an organization's route is decided as for its budgets: admins change it,
+    members who can see it get 403, others 404.
+    """
+    route = Route.objects.select_related("organization", "team", "key").filter(pk=route_id).first()
+    if route is None:
+        raise Http404("No such route.")
+    if user.is_superuser:
+        return route
+    if route.organization is None:
+        raise Http404("No such route.")
+    role = (
+        Membership.objects.filter(user=user, organization_id=route.organization_id)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if role is None:
+        raise Http404("No such route.")
+    access = OrganizationAccess(organization=route.organization, user=user, role=role)
+    if access.can_manage:
+        return route
+    if not route_visible(access=access, route=route):
+        raise Http404("No such route.")
+    raise PermissionDenied("Only an admin of this organization may change its routes.")

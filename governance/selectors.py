@@ -16,6 +16,8 @@ from governance.models import (
     Organization,
     Provider,
     RateLimit,
+    Route,
+    RouteTarget,
     Team,
     VirtualKey,
 )
@@ -112,3 +114,23 @@ def rate_limit_list(*, organization: Organization, owner: Any | None = None) -> 
     if owner is not None:
         limits = limits.filter(_concerning(owner))
     return limits.order_by("id")
+
+
+def route_list(*, organization: Organization | None, owner: Any | None = None) -> QuerySet[Route]:
+    """Routes of ``organization``, its teams and its keys; the gateway-wide ones when it is None.
+
+    With ``owner``, key routes only of their keys. Targets come in one more
+    query, with their providers, in the order the data plane tries them.
+    """
+    if organization is None:
+        routes = Route.objects.filter(organization=None, team=None, key=None)
+    else:
+        routes = Route.objects.filter(organization=organization)
+    if owner is not None:
+        routes = routes.filter(Q(key=None) | Q(key__user=owner))
+    targets = RouteTarget.objects.select_related("provider").order_by("tier", "id")
+    return (
+        routes.select_related("organization", "team", "key")
+        .prefetch_related(Prefetch("targets", queryset=targets))
+        .order_by("id")
+    )

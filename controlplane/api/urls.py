@@ -9,6 +9,7 @@ from controlplane.api.organizations import OrganizationApi, OrganizationsApi
 from controlplane.api.prices import PricesApi, PriceSetApi
 from controlplane.api.providers import ProvidersApi
 from controlplane.api.rate_limits import RateLimitDeleteApi, RateLimitsApi
+from controlplane.api.routes import GatewayRoutesApi, OrganizationRoutesApi, RouteDeleteApi
 from controlplane.api.teams import TeamApi, TeamsApi
 from controlplane.api.users import UsersApi
 
@@ -34,12 +35,19 @@ urlpatterns = [
     path("organizations/<slug:slug>/keys/", KeysApi.as_view(), name="api-keys"),
     path("organizations/<slug:slug>/budgets/", BudgetsApi.as_view(), name="api-budgets"),
     path("organizations/<slug:slug>/rate-limits/", RateLimitsApi.as_view(), name="api-rate-limits"),
+    path(
+        "organizations/<slug:slug>/routes/",
+        OrganizationRoutesApi.as_view(),
+        name="api-organization-routes",
+    ),
     path("keys/<int:key_id>/", KeyApi.as_view(), name="api-key"),
     path("keys/<int:key_id>/disable/", KeyDisableApi.as_view(), name="api-key-disable"),
     path("keys/<int:key_id>/enable/", KeyEnableApi.as_view(), name="api-key-enable"),
     path("keys/<int:key_id>/rotate/", KeyRotateApi.as_view(), name="api-key-rotate"),
     path("budgets/<int:budget_id>/", BudgetDeleteApi.as_view(), name="api-budget"),
     path("rate-limits/<int:rate_limit_id>/", RateLimitDeleteApi.as_view(), name="api-rate-limit"),
+    path("routes/", GatewayRoutesApi.as_view(), name="api-routes"),
+    path("routes/<int:route_id>/", RouteDeleteApi.as_view(), name="api-route"),
     path("users/", UsersApi.as_view(), name="api-users"),
     path("providers/", ProvidersApi.as_view(), name="api-providers"),
     path("prices/", PricesApi.as_view(), name="api-prices"),
