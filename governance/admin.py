@@ -12,6 +12,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -24,6 +25,8 @@ from governance.models import (
     Organization,
     Provider,
     RateLimit,
+    Route,
+    RouteTarget,
     Team,
     VirtualKey,
 )
@@ -503,3 +506,105 @@ class BudgetSpendAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class RouteForm(forms.ModelForm):
+    class Meta:
+        model = Route
+        fields = ("organization", "team", "key", "model_pattern")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        org, team, key = data.get("organization"), data.get("team"), data.get("key")
+        if team is not None and key is not None:
+            self.add_error("key", "A route names a team or a key, not both.")
+        if team is not None and (org is None or team.organization_id != org.pk):
+            self.add_error("team", "A team route needs the team's organization.")
+        if key is not None and (org is None or key.organization_id != org.pk):
+            self.add_error("key", "A key route needs the key's organization.")
+        return data
+
+
+class RouteTargetForm(forms.ModelForm):
+    class Meta:
+        model = RouteTarget
+        fields = ("provider", "model", "weight", "tier")
+
+    def clean_weight(self) -> int:
+        weight = self.cleaned_data["weight"]
+        if weight < 1:
+            raise forms.ValidationError("Weights are positive integers.")
+        return weight
+
+
+class RouteTargetFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        kept = [
+            form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        if not kept:
+            raise forms.ValidationError("A route needs at least one target.")
+
+
+class RouteTargetInline(admin.TabularInline):
+    model = RouteTarget
+    form = RouteTargetForm
+    formset = RouteTargetFormSet
+    extra = 1
+
+
+@admin.register(Route)
+class RouteAdmin(TeamChoicesMixin, admin.ModelAdmin):
+    """A route and its targets are one thing to route_set: the inline rows become its
+    targets list, and every save replaces them all."""
+
+    form = RouteForm
+    inlines = (RouteTargetInline,)
+    list_display = ("model_pattern", "organization", "team", "key", "created_at")
+    list_filter = ("organization",)
+    list_select_related = ("organization", "team__organization", "key")
+    search_fields = ("model_pattern", "organization__slug", "team__slug", "key__prefix")
+    raw_id_fields = ("key",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The scope and pattern name the route to route_set; changing them makes another route.
+        return ("organization", "team", "key", "model_pattern") if obj else ()
+
+    def save_model(self, request: HttpRequest, obj: Route, form: Any, change: bool) -> None:
+        # Written in save_related, where the inline rows are at hand.
+        pass
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        obj = form.instance
+        targets = [
+            {
+                "provider": row["provider"],
+                "model": row["model"],
+                "weight": row["weight"],
+                "tier": row["tier"],
+            }
+            for formset in formsets
+            for row in formset.cleaned_data
+            if row and not row.get("DELETE")
+        ]
+        route = services.route_set(
+            actor=request.user,
+            model_pattern=obj.model_pattern,
+            targets=targets,
+            organization=obj.organization,
+            team=obj.team,
+            key=obj.key,
+        )
+        _adopt(obj, route)
+        for formset in formsets:
+            # The change message reads what formset.save() would have recorded; the service
+            # replaced the rows instead.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def delete_model(self, request: HttpRequest, obj: Route) -> None:
+        services.route_delete(actor=request.user, route=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
+        for route in queryset:
+            services.route_delete(actor=request.user, route=route)
