@@ -265,33 +265,42 @@ local expiry = tonumber(ARGV[3])
 local nb = tonumber(ARGV[4])
 local nw = tonumber(ARGV[5])
 local a = 6
+local fresh = {}
 for i = 1, nb do
   local b, z = KEYS[2*i-1], KEYS[2*i]
   local limit, reserve, floor = tonumber(ARGV[a]), tonumber(ARGV[a+1]), tonumber(ARGV[a+2])
-  if redis.call('HEXISTS', b, 'init') == 0 then
-    local spent = tonumber(redis.call('HGET', b, 'spent') or '0')
-    if floor > spent then redis.call('HSET', b, 'spent', floor) end
-    redis.call('HSET', b, 'init', 1)
+  local state = redis.call('HMGET', b, 'init', 'spent', 'reserved')
+  local spent = tonumber(state[2] or '0')
+  local reserved = tonumber(state[3] or '0')
+  if not state[1] then
+    -- First touch in this period (or the store came back empty): start from the floor.
+    if floor > spent then
+      spent = floor
+      redis.call('HSET', b, 'spent', floor, 'init', 1)
+    else
+      redis.call('HSET', b, 'init', 1)
+    end
+    fresh[i] = true
   end
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 200)
   for _, m in ipairs(expired) do
     local amount = redis.call('HGET', b, 'r:' .. m)
     if amount then
+      reserved = reserved - tonumber(amount)
       redis.call('HINCRBY', b, 'reserved', -tonumber(amount))
       redis.call('HDEL', b, 'r:' .. m)
     end
     redis.call('ZREM', z, m)
   end
-  local spent = tonumber(redis.call('HGET', b, 'spent') or '0')
-  local reserved = tonumber(redis.call('HGET', b, 'reserved') or '0')
   if spent + reserved + reserve > limit then return {1, i} end
   a = a + 4
 end
 local wbase = 2 * nb
 local wa = a
 for i = 1, nw do
-  local cur = tonumber(redis.call('GET', KEYS[wbase+2*i-1]) or '0')
-  local prev = tonumber(redis.call('GET', KEYS[wbase+2*i]) or '0')
+  local counts = redis.call('MGET', KEYS[wbase+2*i-1], KEYS[wbase+2*i])
+  local cur = tonumber(counts[1] or '0')
+  local prev = tonumber(counts[2] or '0')
   local limit, weight, is_req = tonumber(ARGV[wa]), tonumber(ARGV[wa+1]), tonumber(ARGV[wa+2])
   local count = prev * weight + cur
   if (is_req == 1 and count + 1 > limit) or (is_req == 0 and count >= limit) then
@@ -308,16 +317,18 @@ for i = 1, nb do
     redis.call('HSET', b, 'r:' .. rid, reserve)
     redis.call('ZADD', z, expiry, rid)
   end
-  redis.call('EXPIRE', b, ttl)
-  redis.call('EXPIRE', z, ttl)
+  -- Counters are per period: their lifetime is set once, at first touch.
+  if fresh[i] then
+    redis.call('EXPIRE', b, ttl)
+    redis.call('EXPIRE', z, ttl)
+  end
   a = a + 4
 end
 wa = a
 for i = 1, nw do
   if tonumber(ARGV[wa+2]) == 1 then
     local key = KEYS[wbase+2*i-1]
-    redis.call('INCR', key)
-    redis.call('EXPIRE', key, tonumber(ARGV[wa+3]))
+    if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, tonumber(ARGV[wa+3])) end
   end
   wa = wa + 4
 end

@@ -584,7 +584,11 @@ def route_set(
     ``targets``: dicts of ``provider`` (a Provider), ``model`` (the id the
     provider knows; blank keeps the requested one), ``weight`` and ``tier``.
     """
-    _validate_patterns([model_pattern])
+    model_pattern = model_pattern.strip()
+    if not model_pattern:
+        raise ValidationError({"model_pattern": "A route needs a model pattern, such as 'claude-opus-*'."})
+    if team is not None and key is not None:
+        raise ValidationError({"key": "A route belongs to a team or to a key, not both."})
     if team is not None and (organization is None or team.organization_id != organization.pk):
         raise ValidationError({"team": "A team route needs the team's organization."})
     if key is not None and (organization is None or key.organization_id != organization.pk):
