@@ -73,15 +73,19 @@ class Routes:
 EMPTY_ROUTES = Routes([], {}, {}, {})
 
 
-def parse_routes(docs: list[dict[str, Any]], providers: dict[int, ProviderConfig]) -> Routes:
+def parse_routes(docs: list[dict[str, Any]], variants: dict[int, list[tuple[ProviderConfig, int]]]) -> Routes:
     routes = Routes([], {}, {}, {})
     for r in docs:
         tiers: dict[int, list[RouteTarget]] = {}
         for t in r.get("targets", []):
-            provider = providers.get(t["provider_id"])
-            if provider is None:  # inactive or gone
+            options = variants.get(t["provider_id"])
+            if not options:  # inactive or gone
                 continue
-            tiers.setdefault(t["tier"], []).append(RouteTarget(provider, t.get("model", ""), max(1, t["weight"]), t["tier"]))
+            # A provider with several credentials is several targets sharing its weight.
+            total = sum(w for _, w in options)
+            for provider, weight in options:
+                share = max(1, round(max(1, t["weight"]) * 1000 * weight / total))
+                tiers.setdefault(t["tier"], []).append(RouteTarget(provider, t.get("model", ""), share, t["tier"]))
         if not tiers:
             continue
         entry = RouteEntry(
@@ -191,12 +195,21 @@ class Router:
         # Cooling targets stay as a last resort: better a probe than a refusal.
         return healthy + cooling
 
+    def _default(self, snapshot: Any, model: str) -> list[Target]:
+        """No route: the first Anthropic provider, over its credentials by weight."""
+        options = snapshot.variants.get(snapshot.anthropic.id) or [(snapshot.anthropic, 1)]
+        if len(options) == 1:
+            return [Target(options[0][0], model)]
+        ordered = _weighted_order([RouteTarget(p, "", w, 0) for p, w in options], self.rng)
+        targets = [t.target(model) for t in ordered]
+        return [t for t in targets if self.health.available(t)] + [t for t in targets if not self.health.available(t)]
+
     def plan(self, snapshot: Any, key: Any, model: str, session: str, fallbacks: list[str]) -> Plan:
         route = snapshot.routes.match(key, model)
         if route is not None:
             targets = self.candidates(route, model, session)
         elif snapshot.anthropic is not None:
-            targets = [Target(snapshot.anthropic, model)]
+            targets = self._default(snapshot, model)
         else:
             targets = []
         # A single target still gets its retries.
@@ -208,5 +221,5 @@ class Router:
             if extra_route is not None:
                 targets += self.candidates(extra_route, extra, "")
             elif snapshot.anthropic is not None:
-                targets.append(Target(snapshot.anthropic, extra))
+                targets += self._default(snapshot, extra)
         return Plan(route, targets, first_fallback)

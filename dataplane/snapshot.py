@@ -84,6 +84,7 @@ class Snapshot:
     prices: dict[str, Price]
     routes: Routes = field(default_factory=lambda: EMPTY_ROUTES)
     providers_by_name: dict[str, ProviderConfig] = field(default_factory=dict)
+    variants: dict[int, list[tuple[ProviderConfig, int]]] = field(default_factory=dict)
     _price_cache: dict[str, Price | None] = field(default_factory=dict)
 
     def price_for(self, model: str) -> Price | None:
@@ -218,10 +219,13 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
             # The rotated-out secret keeps working, as the same key, until its grace ends.
             keys[previous] = replace(entry, expires_at=min(grace, entry.expires_at or grace))
     providers: dict[int, ProviderConfig] = {}
+    # Each provider as many times as it has credentials, with their weights.
+    variants: dict[int, list[tuple[ProviderConfig, int]]] = {}
     anthropic = None
     for p in doc.get("providers", []):
         if not p.get("is_active", True):
             continue
+        uid = f"{p['id']}.{int(p.get('created_at', 0) * 1000)}"
         entry = ProviderConfig(
             id=p["id"],
             name=p["name"],
@@ -229,9 +233,14 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
             base_url=p["base_url"].rstrip("/"),
             credential=unseal(p.get("credential_sealed", "")),
             settings=p.get("settings") or {},
-            uid=f"{p['id']}.{int(p.get('created_at', 0) * 1000)}",
+            uid=uid,
         )
         providers[entry.id] = entry
+        variants[entry.id] = [(entry, max(1, int(p.get("credential_weight", 1))))]
+        for extra in p.get("credentials", []):
+            variants[entry.id].append(
+                (replace(entry, credential=unseal(extra["credential_sealed"]), uid=f"{uid}#{extra['id']}"), max(1, int(extra["weight"])))
+            )
         if entry.kind == "anthropic" and anthropic is None:
             anthropic = entry
     prices = {
@@ -244,8 +253,9 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
         providers=providers,
         anthropic=anthropic,
         prices=prices,
-        routes=parse_routes(doc.get("routes", []), providers),
+        routes=parse_routes(doc.get("routes", []), variants),
         providers_by_name={p.name: p for p in providers.values()},
+        variants=variants,
     )
 
 

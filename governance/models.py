@@ -101,6 +101,8 @@ class Provider(models.Model):
     # What a kind needs beyond URL and secret: region, project_id/location,
     # api_version, beta_allowlist… (never secrets: those go in the credential).
     settings = models.JSONField(default=dict, blank=True)
+    # The weight of the provider's own credential among its ProviderCredentials.
+    credential_weight = models.PositiveIntegerField(default=1)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -109,6 +111,25 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ProviderCredential(models.Model):
+    """A further credential for a provider (another API key, AWS account, service
+    account), used alongside the provider's own in proportion to ``weight``:
+    spreading one provider's traffic over several keys spreads its rate limits."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="credentials")
+    name = models.CharField(max_length=100)
+    credential_sealed = models.TextField()
+    weight = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="provider_credential_name_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} / {self.name}"
 
 
 class KeyStatus(models.TextChoices):

@@ -33,6 +33,7 @@ from governance.models import (
     Organization,
     Period,
     Provider,
+    ProviderCredential,
     ProviderKind,
     RateLimit,
     Role,
@@ -625,4 +626,35 @@ def route_set(
 def route_delete(*, actor: Any, route: Route) -> None:
     audit_record(actor=actor, action="route.delete", target=route, before=_route_state(route))
     route.delete()
+    config_changed()
+
+
+@transaction.atomic
+def provider_credential_add(*, actor: Any, provider: Provider, name: str, credential: str, weight: int = 1) -> ProviderCredential:
+    """Add a credential the provider's traffic is spread over, by weight."""
+    if int(weight) < 1:
+        raise ValidationError({"weight": "Weights are positive integers."})
+    if not credential:
+        raise ValidationError({"credential": "A credential cannot be empty."})
+    if ProviderCredential.objects.filter(provider=provider, name=name).exists():
+        raise ValidationError({"name": f"Provider '{provider.name}' already has a credential named '{name}'."})
+    extra = ProviderCredential.objects.create(
+        provider=provider, name=name, credential_sealed=sealing.seal(credential), weight=int(weight)
+    )
+    audit_record(
+        actor=actor, action="provider.credential_add", target=provider, after={"credential": name, "weight": int(weight)}
+    )
+    config_changed()
+    return extra
+
+
+@transaction.atomic
+def provider_credential_remove(*, actor: Any, credential: ProviderCredential) -> None:
+    audit_record(
+        actor=actor,
+        action="provider.credential_remove",
+        target=credential.provider,
+        before={"credential": credential.name, "weight": credential.weight},
+    )
+    credential.delete()
     config_changed()

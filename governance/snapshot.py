@@ -82,11 +82,15 @@ def snapshot_build() -> dict[str, Any]:
                 "kind": p.kind,
                 "base_url": p.base_url,
                 "credential_sealed": p.credential_sealed,
+                "credential_weight": p.credential_weight,
+                "credentials": [
+                    {"id": c.id, "credential_sealed": c.credential_sealed, "weight": c.weight} for c in p.credentials.all()
+                ],
                 "settings": p.settings,
                 "created_at": p.created_at.timestamp(),
                 "is_active": p.is_active,
             }
-            for p in Provider.objects.all().order_by("id")
+            for p in Provider.objects.prefetch_related("credentials").order_by("id")
         ]
         routes = [
             {

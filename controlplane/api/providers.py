@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -9,7 +10,7 @@ from rest_framework.views import APIView
 
 from controlplane.api.pagination import paginated_response
 from governance import access, selectors, services
-from governance.models import Provider, ProviderKind
+from governance.models import Provider, ProviderCredential, ProviderKind
 
 
 class ProvidersApi(APIView):
@@ -62,3 +63,48 @@ class ProvidersApi(APIView):
         access.platform_admin_require(user=request.user)
         provider = services.provider_create(actor=request.user, **data.validated_data)
         return Response(self.OutputSerializer(provider).data, status=status.HTTP_201_CREATED)
+
+
+class ProviderCredentialsApi(APIView):
+    """Further credentials a provider's traffic is spread over, by weight."""
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+        credential = serializers.CharField(write_only=True, style={"input_type": "password"})
+        weight = serializers.IntegerField(min_value=1, default=1)
+
+        class Meta:
+            ref_name = "ProviderCredentialCreate"
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        weight = serializers.IntegerField()
+        created_at = serializers.DateTimeField()
+
+        class Meta:
+            ref_name = "ProviderCredential"
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request: Request, provider_id: int) -> Response:
+        access.platform_admin_require(user=request.user)
+        provider = get_object_or_404(Provider, pk=provider_id)
+        return Response(self.OutputSerializer(provider.credentials.all(), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request, provider_id: int) -> Response:
+        access.platform_admin_require(user=request.user)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        provider = get_object_or_404(Provider, pk=provider_id)
+        extra = services.provider_credential_add(actor=request.user, provider=provider, **data.validated_data)
+        return Response(self.OutputSerializer(extra).data, status=status.HTTP_201_CREATED)
+
+
+class ProviderCredentialApi(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, provider_id: int, credential_id: int) -> Response:
+        access.platform_admin_require(user=request.user)
+        extra = get_object_or_404(ProviderCredential, pk=credential_id, provider_id=provider_id)
+        services.provider_credential_remove(actor=request.user, credential=extra)
+        return Response(status=status.HTTP_204_NO_CONTENT)

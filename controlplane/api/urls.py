@@ -7,7 +7,7 @@ from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
 from controlplane.api.keys import KeyApi, KeyDisableApi, KeyEnableApi, KeyRotateApi, KeysApi
 from controlplane.api.organizations import OrganizationApi, OrganizationsApi
 from controlplane.api.prices import PricesApi, PriceSetApi
-from controlplane.api.providers import ProvidersApi
+from controlplane.api.providers import ProviderCredentialApi, ProviderCredentialsApi, ProvidersApi
 from controlplane.api.rate_limits import RateLimitDeleteApi, RateLimitsApi
 from controlplane.api.routes import GatewayRoutesApi, OrganizationRoutesApi, RouteDeleteApi
 from controlplane.api.teams import TeamApi, TeamsApi
@@ -50,6 +50,12 @@ urlpatterns = [
     path("routes/<int:route_id>/", RouteDeleteApi.as_view(), name="api-route"),
     path("users/", UsersApi.as_view(), name="api-users"),
     path("providers/", ProvidersApi.as_view(), name="api-providers"),
+    path("providers/<int:provider_id>/credentials/", ProviderCredentialsApi.as_view(), name="api-provider-credentials"),
+    path(
+        "providers/<int:provider_id>/credentials/<int:credential_id>/",
+        ProviderCredentialApi.as_view(),
+        name="api-provider-credential",
+    ),
     path("prices/", PricesApi.as_view(), name="api-prices"),
     path("prices/<path:model>/", PriceSetApi.as_view(), name="api-price-set"),
     path("reports/", include("controlplane.api.reports")),

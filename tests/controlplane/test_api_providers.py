@@ -78,3 +78,24 @@ def test_it_lists_providers_in_constant_queries(
     with django_assert_num_queries(3):
         response = client.get("/api/v1/providers/")
     assert response.json()["count"] == 10
+
+
+def test_it_adds_and_removes_further_credentials(client_for, alice, bob) -> None:
+    from audit.models import AuditEvent
+    from governance.models import ProviderCredential
+
+    provider = services.provider_create(actor=None, **NEW_PROVIDER)
+    url = f"/api/v1/providers/{provider.id}/credentials/"
+    response = client_for(alice).post(url, {"name": "second", "credential": "sk-second-secret", "weight": 3}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["weight"] == 3 and "credential" not in response.json()
+    stored = ProviderCredential.objects.get()
+    assert "sk-second-secret" not in stored.credential_sealed
+    listed = client_for(alice).get(url)
+    assert listed.status_code == 200 and "sk-second" not in listed.content.decode()
+    assert client_for(bob).post(url, {"name": "x", "credential": "y"}, format="json").status_code == 403
+    assert client_for(alice).delete(f"{url}{stored.id}/").status_code == 204
+    assert list(AuditEvent.objects.filter(action__startswith="provider.credential").values_list("action", flat=True)) == [
+        "provider.credential_remove",
+        "provider.credential_add",
+    ]

@@ -169,3 +169,22 @@ def test_it_estimates_count_tokens_for_providers_without_it(gateway, world, publ
     result = sdk(gateway, world.secret).messages.count_tokens(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "hello there"}])
     assert result.input_tokens > 0
     assert openai_upstream.received == []
+
+
+def test_it_spreads_a_provider_over_its_credentials_and_fails_over_between_them(gateway, world, publish, anthropic_upstream, ledger):
+    anthropic_upstream.extra_keys.add("sk-ant-fake-second")
+    services.provider_credential_add(actor=world.alice, provider=world.provider, name="second", credential="sk-ant-fake-second")
+    publish()
+    for _ in range(30):
+        assert post(gateway, world.secret).status_code == 200
+    used = Counter(r.headers["x-api-key"] for r in anthropic_upstream.messages_received())
+    assert set(used) == {anthropic_upstream.api_key, "sk-ant-fake-second"} and min(used.values()) >= 5, used
+
+    anthropic_upstream.reset()
+    anthropic_upstream.extra_keys.add("sk-ant-fake-second")
+    anthropic_upstream.fail_next(429, "rate_limit_error", "this key is throttled")
+    response = post(gateway, world.secret)
+    assert response.status_code == 200
+    first, second = anthropic_upstream.messages_received()
+    # The throttled credential is left for the other one at once, not retried.
+    assert first.headers["x-api-key"] != second.headers["x-api-key"]

@@ -82,6 +82,8 @@ def estimate_tokens(body: Any) -> int:
 class FakeAnthropic:
     def __init__(self, api_key: str = "sk-ant-fake-provider-key", record: bool = True) -> None:
         self.api_key = api_key
+        # Further keys this fake accepts (a provider with several credentials).
+        self.extra_keys: set[str] = set()
         self.record = record
         self.received: list[Received] = []
         self.failures: list[Failure] = []
@@ -107,6 +109,7 @@ class FakeAnthropic:
             self.cut_streams = 0
             self.event_delay = 0.0
             self.streams_cancelled = 0
+            self.extra_keys = set()
 
     def fail_next(self, status: int, error_type: str, message: str = "", **headers: str) -> None:
         with self._lock:
@@ -185,7 +188,8 @@ class FakeAnthropic:
             if self.record:
                 self.received.append(rec)
             failure = self.failures.pop(0) if self.failures else None
-        if request.headers.get("x-api-key") != self.api_key:
+        presented = request.headers.get("x-api-key")
+        if presented != self.api_key and presented not in self.extra_keys:
             return rec, self._error(401, "authentication_error", "invalid x-api-key")
         if failure is not None:
             return rec, self._error(failure.status, failure.error_type, failure.message, failure.headers)
