@@ -14,8 +14,9 @@ _NO_RETRY: dict[str, Any] = {"retry": False}
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str | None:
-    """The key from ``x-tollgate-key``, ``x-api-key`` or ``Authorization: Bearer``."""
-    raw = headers.get(b"x-tollgate-key") or headers.get(b"x-api-key")
+    """The key from ``x-tollgate-key``, ``x-api-key``, ``x-goog-api-key`` (Gemini
+    clients) or ``Authorization: Bearer``."""
+    raw = headers.get(b"x-tollgate-key") or headers.get(b"x-api-key") or headers.get(b"x-goog-api-key")
     if raw is None:
         auth = headers.get(b"authorization")
         if auth is None:

@@ -21,6 +21,7 @@ _DROP_REQUEST = frozenset(
         b"content-length",
         b"authorization",
         b"x-api-key",
+        b"x-goog-api-key",
         b"x-tollgate-key",
         b"connection",
         b"keep-alive",

@@ -56,6 +56,7 @@ class Command(BaseCommand):
         for name, cmd in commands.items():
             # Children ignore the terminal's Ctrl-C; this process stops them in order.
             children[name] = subprocess.Popen(cmd, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        self._wait_until_up(children, host, control_port, data_port)
         self._banner(created, host, control_port, data_port)
         exit_code = 0
         while not stopping:
@@ -79,6 +80,23 @@ class Command(BaseCommand):
                 child.kill()
         self.stdout.write("Stopped.")
         sys.exit(exit_code)
+
+    def _wait_until_up(self, children, host, control_port, data_port) -> None:
+        """Print the banner only once both servers answer, so its URLs work when read."""
+        import urllib.error
+        import urllib.request
+
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        pending = [f"http://{shown}:{data_port}/healthz", f"http://{shown}:{control_port}/admin/login/"]
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            if any(child.poll() is not None for child in children.values()):
+                return  # the supervision loop reports which one died
+            try:
+                with urllib.request.urlopen(pending[0], timeout=1):
+                    pending.pop(0)
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
 
     def _banner(self, created, host, control_port, data_port) -> None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
