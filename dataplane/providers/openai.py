@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from dataplane.providers.base import AnthropicRequest, Outbound, Target
+from dataplane.providers.base import AnthropicRequest, EstimatedCount, Outbound, Target
 from dataplane.translation import (
     OpenAIToAnthropicStream,
     anthropic_request_to_openai,
@@ -92,26 +92,6 @@ class _Translating:
         return out
 
 
-class _Estimated:
-    """count_tokens answered here: about four bytes of JSON per token."""
-
-    __slots__ = ("usage", "content_type", "_tokens")
-
-    def __init__(self, tokens: int) -> None:
-        self.usage = Usage()
-        self.content_type = "application/json"
-        self._tokens = tokens
-
-    def convert(self, status: int, body: bytes) -> bytes:
-        return orjson.dumps({"input_tokens": self._tokens, "estimated": True})
-
-    def feed(self, chunk: bytes) -> bytes:
-        return chunk
-
-    def close(self) -> bytes:
-        return b""
-
-
 class OpenAIChat:
     local_count_tokens = True
 
@@ -139,7 +119,7 @@ class OpenAIChat:
         return _Translating(target.model, target.provider.name, stream)
 
     def estimate(self, request: AnthropicRequest) -> _Estimated:
-        return _Estimated(max(1, len(orjson.dumps(request.doc)) // 4))
+        return EstimatedCount.of(request)
 
 
 OPENAI = OpenAIChat()
