@@ -18,16 +18,30 @@ from dataplane.translation.openai_to_anthropic import (
     anthropic_response_to_openai,
     openai_request_to_anthropic,
 )
+from dataplane.translation.responses import (
+    AnthropicToResponsesStream,
+    ResponsesUnsupported,
+    anthropic_response_to_responses,
+    responses_error,
+    responses_request_to_anthropic,
+    responses_unsupported,
+)
 from dataplane.translation.sse import SSEParser
 
 __all__ = [
     "TOOL_ERROR_PREFIX",
     "AnthropicToOpenAIStream",
+    "AnthropicToResponsesStream",
     "OpenAIToAnthropicStream",
+    "ResponsesUnsupported",
     "SSEParser",
     "Usage",
     "anthropic_request_to_openai",
     "anthropic_response_to_openai",
+    "anthropic_response_to_responses",
     "openai_request_to_anthropic",
     "openai_response_to_anthropic",
+    "responses_error",
+    "responses_request_to_anthropic",
+    "responses_unsupported",
 ]
