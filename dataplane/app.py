@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from dataplane import anthropic, openai_ingress
+from dataplane import anthropic, openai_ingress, responses_ingress
 from dataplane.auth import authenticate
 from dataplane.config import GatewayConfig
 from dataplane.errors import GatewayError, anthropic_error_body, openai_error_body
@@ -47,6 +47,8 @@ Handler = Callable[["Gateway", Scope, Receive, Send, Exchange, dict[bytes, bytes
 ROUTES: dict[str, tuple[str, str, Handler]] = {
     "/v1/chat/completions": ("POST", "chat_completions", openai_ingress.chat_completions),
     "/openai/v1/chat/completions": ("POST", "chat_completions", openai_ingress.chat_completions),
+    "/v1/responses": ("POST", "responses", responses_ingress.responses),
+    "/openai/v1/responses": ("POST", "responses", responses_ingress.responses),
     "/v1/messages": ("POST", "messages", anthropic.messages),
     "/v1/messages/count_tokens": ("POST", "count_tokens", anthropic.messages),
     "/v1/models": ("GET", "models", anthropic.models),
@@ -272,7 +274,7 @@ class Gateway:
                 return
         method, endpoint, handler = route
         x = Exchange(_request_id(), endpoint)
-        if endpoint == "chat_completions":
+        if endpoint in ("chat_completions", "responses"):
             x.shape = "openai"
         if scope["method"] != method:
             await self._refuse(send, x, GatewayError(405, f"{path} accepts {method} only."), record=False)
