@@ -111,7 +111,7 @@ class ViaAnthropic:
         return _ToOpenAI(inner, target.model, stream, request.include_usage)
 
 
-_VIA = {kind: ViaAnthropic(kind) for kind in ("anthropic", "bedrock", "vertex")}
+_VIA = {kind: ViaAnthropic(kind) for kind in ("anthropic", "bedrock", "vertex", "gemini")}
 
 
 def _module(kind: str) -> Any:

@@ -175,7 +175,7 @@ class _OpenAIResponses:
         return _ResponsesPassThrough(target.model, request.stream and status < 400 and content_type == "text/event-stream")
 
 
-_VIA = {kind: _ViaAnthropic(kind) for kind in ("anthropic", "bedrock", "vertex")}
+_VIA = {kind: _ViaAnthropic(kind) for kind in ("anthropic", "bedrock", "vertex", "gemini")}
 _OPENAI = _OpenAIResponses()
 
 

@@ -74,6 +74,7 @@ class ProviderKind(models.TextChoices):
     VERTEX = "vertex", "Google Vertex AI"
     OPENAI = "openai", "OpenAI"
     AZURE_OPENAI = "azure_openai", "Azure OpenAI"
+    GEMINI = "gemini", "Gemini API"
     # Mistral, Groq, DeepSeek, Together, OpenRouter, Fireworks, xAI, Ollama, vLLM…:
     # one adapter, the base URL says which (see OPENAI_COMPATIBLE_PRESETS).
     OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"

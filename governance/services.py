@@ -177,8 +177,12 @@ def provider_create(
         if preset not in OPENAI_COMPATIBLE_PRESETS:
             raise ValidationError({"base_url": f"Give a base URL or a preset: {', '.join(OPENAI_COMPATIBLE_PRESETS)}."})
         base_url = OPENAI_COMPATIBLE_PRESETS[preset]
-    if not base_url and kind in (ProviderKind.ANTHROPIC, ProviderKind.OPENAI):
-        base_url = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}[kind]
+    if not base_url and kind in (ProviderKind.ANTHROPIC, ProviderKind.OPENAI, ProviderKind.GEMINI):
+        base_url = {
+            "anthropic": "https://api.anthropic.com",
+            "openai": "https://api.openai.com/v1",
+            "gemini": "https://generativelanguage.googleapis.com",
+        }[kind]
     if kind == ProviderKind.AZURE_OPENAI and not base_url:
         raise ValidationError({"base_url": "Azure OpenAI needs the resource URL, e.g. https://acme.openai.azure.com."})
     provider = Provider.objects.create(

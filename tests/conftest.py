@@ -278,3 +278,18 @@ def _fake_vertex() -> Iterator[Any]:
 def vertex_upstream(_fake_vertex: Any) -> Any:
     _fake_vertex.reset()
     return _fake_vertex
+
+
+@pytest.fixture(scope="session")
+def _fake_gemini() -> Iterator[Any]:
+    from tests.fakes.gemini import FakeGemini
+
+    fake = FakeGemini().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def gemini_upstream(_fake_gemini: Any) -> Any:
+    _fake_gemini.reset()
+    return _fake_gemini

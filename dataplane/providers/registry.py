@@ -6,6 +6,7 @@ from typing import Any
 
 from dataplane.providers.anthropic import ANTHROPIC
 from dataplane.providers.bedrock import BEDROCK
+from dataplane.providers.gemini import GEMINI
 from dataplane.providers.openai import OPENAI
 from dataplane.providers.vertex import VERTEX
 
@@ -13,6 +14,7 @@ MODULES: dict[str, Any] = {
     "anthropic": ANTHROPIC,
     "bedrock": BEDROCK,
     "vertex": VERTEX,
+    "gemini": GEMINI,
     "openai": OPENAI,
     "azure_openai": OPENAI,
     "openai_compatible": OPENAI,

@@ -133,6 +133,11 @@ def _remap_opus(world, kind: str, fake) -> str:
             settings={"project_id": fake.project_id, "location": "us-east5"},
         )
         model = "claude-opus-4-5@20251101"
+    elif kind == "gemini":
+        provider = services.provider_create(
+            actor=world.alice, name="gemini", kind="gemini", base_url=fake.url, credential=fake.api_key
+        )
+        model = "gemini-2.5-pro"
     else:
         provider = services.provider_create(
             actor=world.alice, name="compat", kind="openai_compatible", base_url=fake.url + "/v1", credential=fake.api_key
@@ -142,11 +147,13 @@ def _remap_opus(world, kind: str, fake) -> str:
     return model
 
 
-@pytest.mark.parametrize("kind", ["bedrock", "vertex", "openai_compatible"])
+@pytest.mark.parametrize("kind", ["bedrock", "vertex", "openai_compatible", "gemini"])
 def test_it_serves_the_opus_tier_from_another_provider(
-    gateway, world, publish, ledger, tmp_path, kind, bedrock_upstream, vertex_upstream, openai_upstream
+    gateway, world, publish, ledger, tmp_path, kind, bedrock_upstream, vertex_upstream, openai_upstream, gemini_upstream
 ):
-    fake = {"bedrock": bedrock_upstream, "vertex": vertex_upstream, "openai_compatible": openai_upstream}[kind]
+    fake = {
+        "bedrock": bedrock_upstream, "vertex": vertex_upstream, "openai_compatible": openai_upstream, "gemini": gemini_upstream
+    }[kind]
     served = _remap_opus(world, kind, fake)
     publish()
     plain = result_of(run_claude(gateway, world.secret, "Say hello", tmp_path))
