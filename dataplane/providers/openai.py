@@ -118,7 +118,7 @@ class OpenAIChat:
         stream = request.stream and status < 400 and content_type == "text/event-stream"
         return _Translating(target.model, target.provider.name, stream)
 
-    def estimate(self, request: AnthropicRequest) -> _Estimated:
+    def estimate(self, request: AnthropicRequest) -> EstimatedCount:
         return EstimatedCount.of(request)
 
 
