@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from dataplane import anthropic, openai_ingress, responses_ingress
+from dataplane import anthropic, gemini_ingress, openai_ingress, responses_ingress
 from dataplane.auth import authenticate
 from dataplane.config import GatewayConfig
 from dataplane.errors import GatewayError, anthropic_error_body, openai_error_body
@@ -269,6 +269,8 @@ class Gateway:
         if route is None:
             if path.startswith("/v1/models/"):
                 route = ROUTES["/v1/models"]
+            elif path.startswith("/genai/v1beta/models/"):
+                route = ("POST", "generate_content", gemini_ingress.generate)
             else:
                 await self._local(scope, path, send)
                 return
@@ -276,6 +278,8 @@ class Gateway:
         x = Exchange(_request_id(), endpoint)
         if endpoint in ("chat_completions", "responses"):
             x.shape = "openai"
+        elif endpoint == "generate_content":
+            x.shape = "gemini"
         if scope["method"] != method:
             await self._refuse(send, x, GatewayError(405, f"{path} accepts {method} only."), record=False)
             return
@@ -317,6 +321,8 @@ class Gateway:
         headers.extend(err.headers)
         if x.shape == "openai":
             body = openai_error_body(err.status, err.message)
+        elif x.shape == "gemini":
+            body = gemini_ingress.google_error_body(err.status, err.message)
         else:
             body = anthropic_error_body(err.error_type, err.message, x.request_id)
         await send_response(send, err.status, headers, body)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import orjson
 
 from dataplane.errors import (
     GatewayError,
@@ -236,6 +237,8 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
         headers = [h for h in headers if h[0] != b"content-type"] + [(b"content-type", b"application/json")]
         if x.shape == "openai":
             body = openai_error_body(502, message)
+        elif x.shape == "gemini":
+            body = orjson.dumps({"error": {"code": 502, "message": message, "status": "UNAVAILABLE"}})
         else:
             body = anthropic_error_body("api_error", message, x.request_id)
     x.done = True
