@@ -147,12 +147,12 @@ class VertexProvider:
 
     async def build(self, target: Target, request: AnthropicRequest) -> Outbound:
         provider = target.provider
-        if not is_claude(target.model):
+        gemini = target.model.startswith("gemini-")
+        if not is_claude(target.model) and not gemini:
             raise GatewayError(
                 400,
-                f"Provider {provider.name!r}: {target.model!r} is not a Claude model; the "
-                "Vertex provider only serves Anthropic models (Gemini would need Anthropic-to-"
-                "Gemini translation, which the gateway does not have yet).",
+                f"Provider {provider.name!r}: {target.model!r} is neither a Claude nor a Gemini model; "
+                "the Vertex provider serves those two families.",
                 error_type="invalid_request_error",
                 retry=False,
             )
@@ -169,6 +169,8 @@ class VertexProvider:
                 retry=False,
             )
         root = (provider.base_url or base_url(location)).rstrip("/")
+        if gemini:
+            return await self._gemini(target, request, root, str(project), location, tokens)
         prefix = f"{root}/v1/projects/{quote(str(project), safe='')}/locations/{quote(location, safe='')}/publishers/anthropic/models"
 
         body = dict(request.doc)
@@ -194,10 +196,57 @@ class VertexProvider:
             headers["anthropic-beta"] = ",".join(betas)
         return Outbound("POST", url, headers, orjson.dumps(body))
 
-    def adapter(
-        self, target: Target, request: AnthropicRequest, status: int, content_type: str
-    ) -> VertexAdapter:
+    async def _gemini(
+        self, target: Target, request: AnthropicRequest, root: str, project: str, location: str, tokens: Any
+    ) -> Outbound:
+        """Gemini on Vertex: Google's generateContent, translated both ways
+        (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference)."""
+        from dataplane.translation import anthropic_request_to_gemini
+
+        prefix = f"{root}/v1/projects/{quote(project, safe='')}/locations/{quote(location, safe='')}/publishers/google/models"
+        body = anthropic_request_to_gemini(request.doc)
+        if request.endpoint == "count_tokens":
+            url = f"{prefix}/{quote(target.model, safe='@.-_~')}:countTokens"
+            body = {"contents": body.get("contents", [])}
+        else:
+            action = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
+            url = f"{prefix}/{quote(target.model, safe='@.-_~')}:{action}"
+        headers = {"content-type": "application/json", "authorization": f"Bearer {await tokens.token()}"}
+        return Outbound("POST", url, headers, orjson.dumps(body))
+
+    def adapter(self, target: Target, request: AnthropicRequest, status: int, content_type: str) -> Any:
+        if target.model.startswith("gemini-"):
+            if request.endpoint == "count_tokens":
+                return _GeminiCount()
+            from dataplane.providers.gemini import _FromGemini
+
+            stream = request.stream and status < 400 and content_type == "text/event-stream"
+            return _FromGemini(target.model, target.provider.name, stream)
         return VertexAdapter(status, content_type)
+
+
+class _GeminiCount:
+    """Vertex's countTokens answer (``totalTokens``) as Anthropic's."""
+
+    __slots__ = ("usage", "content_type")
+
+    def __init__(self) -> None:
+        from dataplane.usage import Usage
+
+        self.usage = Usage()
+        self.content_type = "application/json"
+
+    def convert(self, status: int, body: bytes) -> bytes:
+        try:
+            return orjson.dumps({"input_tokens": int(orjson.loads(body)["totalTokens"])})
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return body
+
+    def feed(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def close(self) -> bytes:
+        return b""
 
 
 VERTEX = VertexProvider()

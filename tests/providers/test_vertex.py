@@ -221,15 +221,29 @@ def test_it_passes_betas_through_an_optional_allowlist(fake: FakeVertex) -> None
     asyncio.run(scenario())
 
 
-def test_it_refuses_models_that_are_not_claude(fake: FakeVertex) -> None:
-    target = Target(provider_for(fake), "gemini-2.5-pro")
+def test_it_refuses_models_that_are_neither_claude_nor_gemini(fake: FakeVertex) -> None:
+    target = Target(provider_for(fake), "llama-4-maverick")
     with pytest.raises(GatewayError) as info:
         asyncio.run(VertexProvider().build(target, anthropic_request(messages())))
 
     assert info.value.status == 400
     assert info.value.retry is False
-    assert "gemini-2.5-pro" in info.value.message and "not a Claude model" in info.value.message
+    assert "llama-4-maverick" in info.value.message and "neither a Claude nor a Gemini model" in info.value.message
     assert fake.token_requests == 0
+
+
+def test_it_builds_gemini_calls_on_google_publisher_urls(fake: FakeVertex) -> None:
+    target = Target(provider_for(fake), "gemini-2.5-pro")
+    doc = {"model": "claude-x", "max_tokens": 64, "stream": True, "system": "Be brief.", "messages": [{"role": "user", "content": "hi"}]}
+    outbound = asyncio.run(VertexProvider().build(target, anthropic_request(doc)))
+    assert outbound.url == (
+        f"{fake.url}/v1/projects/{fake.project_id}/locations/us-east5/publishers/google/models/"
+        "gemini-2.5-pro:streamGenerateContent?alt=sse"
+    )
+    body = orjson.loads(outbound.body)
+    assert body["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
+    assert body["systemInstruction"]["parts"][0]["text"] == "Be brief."
+    assert outbound.headers["authorization"].startswith("Bearer ")
 
 
 def test_it_refuses_a_credential_that_is_not_a_service_account_key(fake: FakeVertex) -> None:
