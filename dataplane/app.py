@@ -48,6 +48,7 @@ ROUTES: dict[str, tuple[str, str, Handler]] = {
     "/v1/chat/completions": ("POST", "chat_completions", openai_ingress.chat_completions),
     "/openai/v1/chat/completions": ("POST", "chat_completions", openai_ingress.chat_completions),
     "/v1/responses": ("POST", "responses", responses_ingress.responses),
+    "/openai/v1/models": ("GET", "models", openai_ingress.models),
     "/openai/v1/responses": ("POST", "responses", responses_ingress.responses),
     "/v1/messages": ("POST", "messages", anthropic.messages),
     "/v1/messages/count_tokens": ("POST", "count_tokens", anthropic.messages),
@@ -276,7 +277,10 @@ class Gateway:
                 return
         method, endpoint, handler = route
         x = Exchange(_request_id(), endpoint)
-        if endpoint in ("chat_completions", "responses"):
+        if endpoint == "models" and path == "/v1/models" and b"anthropic-version" not in dict(scope["headers"]):
+            # The OpenAI SDK's listing (the Anthropic SDK always sends anthropic-version).
+            handler = openai_ingress.models
+        if endpoint in ("chat_completions", "responses") or handler is openai_ingress.models:
             x.shape = "openai"
         elif endpoint == "generate_content":
             x.shape = "gemini"

@@ -167,3 +167,38 @@ async def chat_completions(
         max_tokens = doc.get("max_completion_tokens") or doc.get("max_tokens")
         await gw.admit(x, len(body), max_tokens, {t.model for t in plan.targets})
     await forward(gw, receive, send, x, request, plan, resolve=_module)
+
+
+# Which provider kinds serve which model families, for listing ``provider/model`` names.
+_FAMILIES = (
+    (("claude-",), ("anthropic", "bedrock", "vertex")),
+    (("gpt-", "o1", "o3", "o4"), ("openai", "azure_openai")),
+    (("gemini-",), ("gemini", "vertex")),
+)
+
+
+def model_listing(snapshot: Any, key: Any) -> bytes:
+    """OpenAI's model list: every priced model the key may use, named
+    ``provider/model`` for each provider of a kind that serves its family."""
+    data = []
+    for model in sorted(snapshot.prices):
+        if not key.allows(model):
+            continue
+        kinds = next((k for prefixes, k in _FAMILIES if model.startswith(prefixes)), ())
+        for provider in snapshot.providers.values():
+            # The OpenAI-compatible family (OpenRouter, vLLM…) may serve any model.
+            if provider.kind in kinds or provider.kind == "openai_compatible":
+                data.append({"id": f"{provider.name}/{model}", "object": "model", "created": 0, "owned_by": provider.name})
+    return orjson.dumps({"object": "list", "data": data})
+
+
+async def models(
+    gw: Gateway, scope: Scope, receive: Receive, send: Send, x: Exchange, headers: dict[bytes, bytes]
+) -> None:
+    from dataplane.http import send_response
+
+    x.key = gw.authenticate(headers)
+    x.free = True
+    x.status = 200
+    x.done = True
+    await send_response(send, 200, [(b"content-type", b"application/json")], model_listing(gw.holder.current, x.key))

@@ -105,3 +105,13 @@ def test_it_answers_errors_in_openai_shape(gateway, world, publish):
     with pytest.raises(openai.BadRequestError) as bad:
         client(gateway, world.secret).chat.completions.create(model="anthropic/claude-sonnet-4-6", messages=[])
     assert "messages" in bad.value.body["message"]
+
+
+def test_it_lists_provider_model_names_the_key_may_use(gateway, world, compat, publish):
+    from governance import services as svc
+
+    svc.allowed_models_set(actor=world.alice, target=world.key, patterns=["claude-sonnet-*", "gpt-5*"])
+    publish()
+    ids = [m.id for m in client(gateway, world.secret).models.list()]
+    assert "anthropic/claude-sonnet-4-6" in ids and "compat/gpt-5" in ids
+    assert not any("opus" in i or "gemini" in i for i in ids)
