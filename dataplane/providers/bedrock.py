@@ -1,11 +1,15 @@
-"""AWS Bedrock: Claude through InvokeModel, signed with SigV4.
+"""AWS Bedrock: Claude through InvokeModel, other models through Converse, signed with SigV4.
 
 For the router: ``BEDROCK`` is the ``ProviderModule``.
 
 - ``await BEDROCK.build(target, request)`` gives the signed ``Outbound``; send
   it as is (the URL as a string or as ``yarl.URL(url, encoded=True)``: both
-  put the same path on the wire). Non-Anthropic model ids raise a
-  ``GatewayError`` (400): Converse is not implemented.
+  put the same path on the wire). Non-Anthropic model ids (Amazon Nova, Meta
+  Llama, Mistral...) go through Converse / ConverseStream, the request and
+  answer translated by ``dataplane.translation.converse``; count_tokens for
+  them raises a ``GatewayError`` (400): Bedrock's CountTokens serves Claude
+  only, and the router's local estimate is per module, not per model
+  (``counts_locally``/``estimate`` are here for when it asks per target).
 - ``BEDROCK.adapter(target, request, status, content_type)`` converts the answer:
   an event stream becomes Anthropic SSE, a JSON body Anthropic JSON.
 - ``BEDROCK.dropped_betas(target, request)`` names the client's betas left out
@@ -39,8 +43,13 @@ from botocore.credentials import Credentials
 
 from dataplane.errors import GatewayError
 from dataplane.providers.anthropic import Usage, usage_from_json
-from dataplane.providers.base import AnthropicRequest, Outbound, Target
+from dataplane.providers.base import AnthropicRequest, EstimatedCount, Outbound, Target
 from dataplane.providers.eventstream import EventStreamDecoder, EventStreamError
+from dataplane.translation.converse import (
+    ConverseStreamToAnthropic,
+    anthropic_request_to_converse,
+    converse_response_to_anthropic,
+)
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 DEFAULT_REGION = "us-east-1"
@@ -312,18 +321,33 @@ class Bedrock:
         self.credentials = CredentialCache()
 
     def dropped_betas(self, target: Target, request: AnthropicRequest) -> list[str]:
+        if not is_anthropic_model(target.model):
+            return list(dict.fromkeys(request.betas))  # Converse takes no Anthropic betas
         return betas_for(target, request)[1]
 
+    def counts_locally(self, target: Target) -> bool:
+        """count_tokens for this target is estimated here, not asked of Bedrock."""
+        return not is_anthropic_model(target.model)
+
+    def estimate(self, request: AnthropicRequest) -> EstimatedCount:
+        return EstimatedCount.of(request)
+
     async def build(self, target: Target, request: AnthropicRequest) -> Outbound:
-        if not is_anthropic_model(target.model):
-            raise GatewayError(
-                400,
-                f"Bedrock model {target.model!r} is not an Anthropic model; this gateway reaches Bedrock "
-                "through InvokeModel for Claude only (Converse is not supported).",
-                error_type="invalid_request_error",
-                retry=False,
-            )
         region = _region(target)
+        if not is_anthropic_model(target.model):
+            if request.endpoint == "count_tokens":
+                raise GatewayError(
+                    400,
+                    f"Bedrock model {target.model!r} is not an Anthropic model: Bedrock counts tokens "
+                    "for Claude only, so count_tokens is not available for it.",
+                    error_type="invalid_request_error",
+                    retry=False,
+                )
+            action = "converse-stream" if request.stream else "converse"
+            path = f"/model/{_model_path(target.model)}/{action}"
+            payload = orjson.dumps(anthropic_request_to_converse(request.doc))
+            accept = EVENTSTREAM if request.stream else "application/json"
+            return await self._signed(target, region, path, payload, accept)
         body, _ = invoke_body(target, request)
         if request.endpoint == "count_tokens":
             if "max_tokens" not in body:
@@ -345,6 +369,11 @@ class Bedrock:
             path = f"/model/{_model_path(target.model)}/{action}"
             payload = orjson.dumps(body)
             accept = EVENTSTREAM if request.stream else "application/json"
+        return await self._signed(target, region, path, payload, accept)
+
+    async def _signed(
+        self, target: Target, region: str, path: str, payload: bytes, accept: str
+    ) -> Outbound:
         url = base_url(target) + path
         credentials = await self.credentials.get(target, region)
         headers = sign(
@@ -359,10 +388,15 @@ class Bedrock:
 
     def adapter(
         self, target: Target, request: AnthropicRequest, status: int, content_type: str
-    ) -> BedrockJSON | BedrockStream:
+    ) -> BedrockJSON | BedrockStream | ConverseStream:
         dropped = self.dropped_betas(target, request)
+        converse = not is_anthropic_model(target.model)
         if status < 300 and content_type.startswith(EVENTSTREAM):
-            return BedrockStream(target.model, dropped)
+            return (
+                ConverseStream(target.model) if converse else BedrockStream(target.model, dropped)
+            )
+        if converse:
+            return ConverseJSON(request.endpoint, target.model, dropped)
         return BedrockJSON(request.endpoint, target.model, dropped)
 
 
@@ -567,3 +601,105 @@ class BedrockStream:
             value = metrics.get(key)
             if value is not None:
                 setattr(usage, attr, int(value))
+
+
+# --- Converse (non-Anthropic models) ------------------------------------------
+
+
+class ConverseJSON(BedrockJSON):
+    """A whole Converse answer as an Anthropic Message; errors as for InvokeModel."""
+
+    def convert(self, status: int, body: bytes, exception: str = "") -> bytes:
+        if status >= 300 or self.endpoint == "count_tokens":
+            return super().convert(status, body, exception)
+        try:
+            doc = orjson.loads(body)
+            if not isinstance(doc, dict):
+                raise TypeError("not an object")
+        except (orjson.JSONDecodeError, TypeError):
+            return super().convert(
+                502, b'{"message": "Converse answered with something other than JSON"}'
+            )
+        message = converse_response_to_anthropic(doc, model=self.model)
+        self.usage.take(message["usage"])
+        self.usage.stop_reason = str(message["stop_reason"])
+        return orjson.dumps(message)
+
+
+class ConverseStream:
+    """ConverseStream's event stream in, Anthropic's SSE out.
+
+    Each event frame names its event in ``:event-type`` (``messageStart``,
+    ``contentBlockDelta``...) and carries that event's JSON as its payload;
+    ``ConverseStreamToAnthropic`` turns them into Anthropic events. The usage
+    comes in the last event, ``metadata``.
+    """
+
+    content_type = "text/event-stream"
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.dropped_betas: list[str] = []
+        self.usage = Usage(model=model)
+        self.decoder = EventStreamDecoder()
+        self.translator = ConverseStreamToAnthropic(model=model)
+        self.finished = False
+
+    def convert(self, status: int, body: bytes) -> bytes:
+        return self.feed(body) + self.close()
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.finished:
+            return b""
+        try:
+            messages = self.decoder.feed(chunk)
+        except EventStreamError as exc:
+            return self._error("api_error", f"corrupt event stream ({exc})")
+        out = []
+        for headers, payload in messages:
+            piece = self._message(headers, payload)
+            if piece:
+                out.append(piece)
+            if self.finished:
+                break
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        if self.finished:
+            return b""
+        if self.translator.stopped:
+            # messageStop came but not the metadata after it: finish without usage.
+            out = self.translator.close()
+            self._settle()
+            return out
+        return self._error("api_error", "the event stream ended before messageStop")
+
+    def _settle(self) -> None:
+        self.finished = True
+        self.usage.take(self.translator.usage.to_anthropic())
+        self.usage.stop_reason = self.translator.stop_reason or ""
+
+    def _error(self, kind: str, message: str) -> bytes:
+        self.finished = True
+        self.usage.error_type, self.usage.error_message = kind, f"Bedrock: {message}"[:2000]
+        return _sse("error", orjson.dumps(anthropic_error(kind, message)))
+
+    def _message(self, headers: dict[str, Any], payload: bytes) -> bytes:
+        kind = headers.get(":message-type", "event")
+        if kind == "exception":
+            name = str(headers.get(":exception-type", ""))
+            message, _ = _message_of(payload)
+            return self._error(error_type_for(500, name), f"{name}: {message}" if name else message)
+        if kind == "error":
+            name = str(headers.get(":error-code", ""))
+            return self._error(
+                error_type_for(500, name), f"{name}: {headers.get(':error-message', '')}"
+            )
+        try:
+            event = orjson.loads(payload) if payload else {}
+        except orjson.JSONDecodeError:
+            return self._error("api_error", "a ConverseStream event is not JSON")
+        out = self.translator.feed_event(str(headers.get(":event-type", "")), event)
+        if self.translator.finished:
+            self._settle()
+        return out

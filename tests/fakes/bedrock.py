@@ -9,6 +9,10 @@ It answers, for Anthropic model ids:
   Anthropic's SSE, each base64 inside an event-stream ``chunk`` frame, the last
   carrying ``amazon-bedrock-invocationMetrics``;
 - ``POST /model/{id}/count-tokens``: ``{"inputTokens": N}``;
+- ``POST /model/{id}/converse`` and ``/converse-stream`` for any model: the
+  same conversation in Converse's shape, the stream as event-stream frames
+  named by ``:event-type`` (``messageStart`` ... ``metadata``), tool input in
+  several ``toolUse.input`` fragments;
 - ``POST /`` with ``Action=AssumeRole``: STS's XML with temporary keys, which
   the Bedrock routes then accept.
 
@@ -148,6 +152,8 @@ class FakeBedrock:
         app.router.add_post("/model/{model}/invoke", self.invoke)
         app.router.add_post("/model/{model}/invoke-with-response-stream", self.invoke_stream)
         app.router.add_post("/model/{model}/count-tokens", self.count_tokens)
+        app.router.add_post("/model/{model}/converse", self.converse)
+        app.router.add_post("/model/{model}/converse-stream", self.converse_stream)
         return app
 
     def start(self) -> FakeBedrock:
@@ -406,6 +412,195 @@ class FakeBedrock:
                 name, message = exception
                 headers = {
                     ":exception-type": name,
+                    ":content-type": "application/json",
+                    ":message-type": "exception",
+                }
+                await response.write(encode_message(headers, orjson.dumps({"message": message})))
+                break
+            await response.write(frame)
+        await response.write_eof()
+        return response
+
+    # --- Converse ----------------------------------------------------------------
+
+    @staticmethod
+    def _converse_invalid(body: dict[str, Any]) -> str | None:
+        for key in ("model", "stream", "anthropic_version", "max_tokens", "tools"):
+            if key in body:
+                return f"The model returned the following errors: extraneous key [{key}] is not permitted"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return "A conversation must start with a user message."
+        if messages[0].get("role") != "user":
+            return "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+        tool_blocks = False
+        for i, message in enumerate(messages):
+            if i and message.get("role") == messages[i - 1].get("role"):
+                return "A conversation must alternate between user and assistant roles."
+            content = message.get("content")
+            if not isinstance(content, list) or not content:
+                return f"The content field in the Message object at messages.{i} is empty."
+            for block in content:
+                if "text" in block and not str(block["text"]).strip():
+                    return "The text field in the ContentBlock object is blank."
+                if "toolUse" in block or "toolResult" in block:
+                    tool_blocks = True
+        if tool_blocks and "toolConfig" not in body:
+            return "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+        for block in body.get("system") or []:
+            if not str(block.get("text", "")).strip():
+                return "The text field in the SystemContentBlock object is blank."
+        return None
+
+    @staticmethod
+    def _as_anthropic(body: dict[str, Any]) -> dict[str, Any]:
+        """A Converse body in Anthropic's terms, for ``FakeAnthropic``'s plan."""
+        messages = []
+        for message in body["messages"]:
+            content = []
+            for block in message["content"]:
+                if "text" in block:
+                    content.append({"type": "text", "text": block["text"]})
+                elif "toolResult" in block:
+                    inner = " ".join(
+                        p.get("text", "") or orjson.dumps(p.get("json")).decode()
+                        for p in block["toolResult"].get("content") or []
+                    )
+                    content.append({"type": "tool_result", "content": inner})
+            messages.append({"role": message["role"], "content": content})
+        tools = [
+            {"name": t["toolSpec"]["name"]}
+            for t in (body.get("toolConfig") or {}).get("tools") or []
+            if "toolSpec" in t
+        ]
+        return {"messages": messages, "system": body.get("system") or "", "tools": tools}
+
+    def _converse_answer(
+        self, body: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
+        doc = self._as_anthropic(body)
+        blocks = self._anthropic._plan(doc)
+        content: list[dict[str, Any]] = []
+        for b in blocks:
+            if b["type"] == "text":
+                content.append({"text": b["text"]})
+            elif b["type"] == "tool_use":
+                content.append(
+                    {
+                        "toolUse": {
+                            "toolUseId": "tooluse_" + b["id"][-10:],
+                            "name": b["name"],
+                            "input": b["input"],
+                        }
+                    }
+                )
+        stop = "tool_use" if "toolUse" in content[-1] else "end_turn"
+        inp = estimate_tokens(doc)
+        out = sum(len(orjson.dumps(b)) // 8 + 1 for b in content)
+        usage = {"inputTokens": inp, "outputTokens": out, "totalTokens": inp + out}
+        return content, stop, usage
+
+    async def converse(self, request: web.Request) -> web.Response:
+        body, refusal = await self._admit(request)
+        if refusal is not None:
+            return refusal
+        problem = self._converse_invalid(body)
+        if problem is not None:
+            return self._error(400, "ValidationException", problem)
+        content, stop, usage = self._converse_answer(body)
+        doc = {
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": stop,
+            "usage": usage,
+            "metrics": {"latencyMs": 123},
+        }
+        return web.Response(
+            body=orjson.dumps(doc),
+            content_type="application/json",
+            headers={"x-amzn-RequestId": f"fake-{next(_ids)}"},
+        )
+
+    @staticmethod
+    def _converse_events(
+        content: list[dict[str, Any]], stop: str, usage: dict[str, int]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
+        for i, block in enumerate(content):
+            if "text" in block:
+                text = block["text"]
+                for j in range(0, len(text), 5):
+                    events.append(
+                        (
+                            "contentBlockDelta",
+                            {"delta": {"text": text[j : j + 5]}, "contentBlockIndex": i},
+                        )
+                    )
+            else:
+                use = block["toolUse"]
+                events.append(
+                    (
+                        "contentBlockStart",
+                        {
+                            "start": {
+                                "toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}
+                            },
+                            "contentBlockIndex": i,
+                        },
+                    )
+                )
+                raw = orjson.dumps(use["input"]).decode()
+                for j in range(0, len(raw), 7):
+                    events.append(
+                        (
+                            "contentBlockDelta",
+                            {
+                                "delta": {"toolUse": {"input": raw[j : j + 7]}},
+                                "contentBlockIndex": i,
+                            },
+                        )
+                    )
+            events.append(("contentBlockStop", {"contentBlockIndex": i}))
+        events.append(("messageStop", {"stopReason": stop}))
+        events.append(("metadata", {"usage": usage, "metrics": {"latencyMs": 123}}))
+        return events
+
+    async def converse_stream(self, request: web.Request) -> web.StreamResponse:
+        body, refusal = await self._admit(request)
+        if refusal is not None:
+            return refusal
+        problem = self._converse_invalid(body)
+        if problem is not None:
+            return self._error(400, "ValidationException", problem)
+        content, stop, usage = self._converse_answer(body)
+        with self._lock:
+            cut = self.cut_streams > 0
+            if cut:
+                self.cut_streams -= 1
+            exception = self.exceptions.pop(0) if self.exceptions else None
+        response = web.StreamResponse(
+            status=200, headers={"x-amzn-RequestId": f"fake-{next(_ids)}"}
+        )
+        response.content_type = "application/vnd.amazon.eventstream"
+        await response.prepare(request)
+        for i, (name, event) in enumerate(self._converse_events(content, stop, usage)):
+            # Bedrock pads each event with "p" so its size says nothing of the content.
+            payload = orjson.dumps(event | {"p": "abcdefghij"[: i % 10]})
+            frame = encode_message(
+                {
+                    ":event-type": name,
+                    ":content-type": "application/json",
+                    ":message-type": "event",
+                },
+                payload,
+            )
+            if cut and i == 3:
+                await response.write(frame[: len(frame) // 2])
+                request.transport.close()  # type: ignore[union-attr]
+                return response
+            if exception is not None and i == 3:
+                ename, message = exception
+                headers = {
+                    ":exception-type": ename,
                     ":content-type": "application/json",
                     ":message-type": "exception",
                 }

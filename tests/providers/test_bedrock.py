@@ -314,7 +314,7 @@ def test_it_uses_the_providers_own_allowlist(bedrock: FakeBedrock) -> None:
     assert "anthropic_beta" not in body
 
 
-def test_it_refuses_non_anthropic_models(bedrock: FakeBedrock) -> None:
+def test_it_refuses_count_tokens_for_non_anthropic_models(bedrock: FakeBedrock) -> None:
     assert is_anthropic_model("global.anthropic.claude-sonnet-4-5-20250929-v1:0")
     assert is_anthropic_model(
         "arn:aws:bedrock:us-east-1:123:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -326,10 +326,15 @@ def test_it_refuses_non_anthropic_models(bedrock: FakeBedrock) -> None:
     )
     with pytest.raises(GatewayError) as info:
         asyncio.run(
-            Bedrock().build(target_for(bedrock, model="amazon.nova-pro-v1:0"), messages_request())
+            Bedrock().build(
+                target_for(bedrock, model="amazon.nova-pro-v1:0"),
+                messages_request(endpoint="count_tokens"),
+            )
         )
     assert info.value.status == 400 and info.value.retry is False
-    assert "Converse" in info.value.message
+    assert "counts tokens for Claude only" in info.value.message
+    assert Bedrock().counts_locally(target_for(bedrock, model="amazon.nova-pro-v1:0"))
+    assert not Bedrock().counts_locally(target_for(bedrock))
 
 
 @pytest.mark.parametrize(
@@ -668,3 +673,131 @@ def test_it_signs_quickly(bedrock: FakeBedrock) -> None:
     per_build = asyncio.run(run(2000))
     print(f"\nbedrock build+sign: {per_build:.1f} µs per request (20 kB body)")
     assert per_build < 2000
+
+
+# --- Converse (non-Anthropic models) -------------------------------------------
+
+NOVA = "amazon.nova-pro-v1:0"
+LLAMA = "us.meta.llama3-3-70b-instruct-v1:0"
+
+
+@pytest.mark.parametrize("model", [NOVA, LLAMA])
+def test_it_answers_through_converse(bedrock: FakeBedrock, model: str) -> None:
+    request = messages_request("Hello", betas="context-1m-2025-08-07")
+    status, adapter, body = asyncio.run(call(Bedrock(), target_for(bedrock, model=model), request))
+    assert status == 200
+    sent = bedrock.received[-1]
+    assert sent.path == f"/model/{model}/converse"
+    assert sent.body["messages"] == [{"role": "user", "content": [{"text": "Hello"}]}]
+    assert sent.body["inferenceConfig"] == {"maxTokens": 1024}
+    doc = orjson.loads(body)
+    assert doc["type"] == "message" and doc["model"] == model
+    assert doc["content"] == [
+        {"type": "text", "text": "Hello from the fake Anthropic API. How can I help?"}
+    ]
+    assert doc["stop_reason"] == "end_turn"
+    assert adapter.usage.input_tokens == doc["usage"]["input_tokens"] > 0
+    assert adapter.usage.output_tokens == doc["usage"]["output_tokens"] > 0
+    assert adapter.usage.stop_reason == "end_turn"
+    assert adapter.dropped_betas == ["context-1m-2025-08-07"]
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 64])
+def test_it_streams_a_tool_call_through_converse_stream(
+    bedrock: FakeBedrock, chunk_size: int | None
+) -> None:
+    request = messages_request("please [[bash: ls -la /tmp]]", stream=True, tools=[BASH_TOOL])
+    status, adapter, out = asyncio.run(
+        call(Bedrock(), target_for(bedrock, model=LLAMA), request, chunk_size=chunk_size)
+    )
+    assert status == 200
+    sent = bedrock.received[-1]
+    assert sent.path == f"/model/{LLAMA}/converse-stream"
+    assert sent.body["toolConfig"]["tools"][0]["toolSpec"]["name"] == "Bash"
+    events = sse_events(out)
+    names = [n for n, _ in events]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert names.count("message_start") == 1
+    starts = [e for n, e in events if n == "content_block_start"]
+    assert [s["index"] for s in starts] == [0, 1]
+    assert starts[1]["content_block"]["name"] == "Bash"
+    assert starts[1]["content_block"]["id"].startswith("tooluse_")
+    text = "".join(
+        e["delta"]["text"]
+        for n, e in events
+        if n == "content_block_delta" and e["delta"]["type"] == "text_delta"
+    )
+    assert text == "I'll run that."
+    partial = "".join(
+        e["delta"]["partial_json"]
+        for n, e in events
+        if n == "content_block_delta" and e["delta"]["type"] == "input_json_delta"
+    )
+    assert orjson.loads(partial) == {
+        "command": "ls -la /tmp",
+        "description": "Run the requested command",
+    }
+    delta = events[-2][1]
+    assert delta["delta"]["stop_reason"] == "tool_use"
+    assert delta["usage"]["input_tokens"] > 0 and delta["usage"]["output_tokens"] > 0
+    assert adapter.usage.input_tokens == delta["usage"]["input_tokens"]
+    assert adapter.usage.output_tokens == delta["usage"]["output_tokens"]
+    assert adapter.usage.stop_reason == "tool_use"
+
+
+def test_it_finishes_a_tool_round_trip_through_converse(bedrock: FakeBedrock) -> None:
+    request = messages_request("please [[bash: echo hi]]", tools=[BASH_TOOL])
+    _, _, body = asyncio.run(call(Bedrock(), target_for(bedrock, model=NOVA), request))
+    first = orjson.loads(body)
+    use = first["content"][-1]
+    assert use["type"] == "tool_use" and first["stop_reason"] == "tool_use"
+    request.doc["messages"] += [
+        {"role": "assistant", "content": first["content"]},
+        {"role": "system", "content": "<system-reminder>be brief</system-reminder>"},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use["id"], "content": "hi\n"}],
+        },
+    ]
+    _, adapter, body = asyncio.run(call(Bedrock(), target_for(bedrock, model=NOVA), request))
+    sent = bedrock.received[-1].body
+    assert sent["system"] == [{"text": "<system-reminder>be brief</system-reminder>"}]
+    assert sent["messages"][-1]["content"][0]["toolResult"]["toolUseId"] == use["id"]
+    answer = orjson.loads(body)
+    assert answer["content"] == [{"type": "text", "text": "The tool said: hi"}]
+    assert adapter.usage.stop_reason == "end_turn"
+
+
+def test_it_maps_converse_errors(bedrock: FakeBedrock) -> None:
+    bedrock.fail_next(429, "ThrottlingException", "it went wrong")
+    got, adapter, body = asyncio.run(
+        call(Bedrock(), target_for(bedrock, model=NOVA), messages_request(stream=True))
+    )
+    assert got == 429
+    assert orjson.loads(body) == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "Bedrock: it went wrong"},
+    }
+    assert adapter.usage.error_type == "rate_limit_error"
+
+
+def test_it_turns_a_converse_stream_exception_into_an_error_event(bedrock: FakeBedrock) -> None:
+    bedrock.exception_next("throttlingException", "slow down")
+    _, adapter, out = asyncio.run(
+        call(Bedrock(), target_for(bedrock, model=NOVA), messages_request(stream=True))
+    )
+    events = sse_events(out)
+    assert events[0][0] == "message_start"
+    assert events[-1][0] == "error"
+    assert events[-1][1]["error"]["type"] == "rate_limit_error"
+    assert adapter.usage.error_type == "rate_limit_error"
+
+
+def test_it_ends_a_cut_converse_stream_with_an_error_event(bedrock: FakeBedrock) -> None:
+    bedrock.cut_next_stream()
+    _, _, out = asyncio.run(
+        call(Bedrock(), target_for(bedrock, model=NOVA), messages_request(stream=True))
+    )
+    events = sse_events(out)
+    assert "message_stop" not in [n for n, _ in events]
+    assert events[-1][0] == "error" and "before messageStop" in events[-1][1]["error"]["message"]
