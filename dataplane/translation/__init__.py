@@ -15,6 +15,11 @@ from dataplane.translation.anthropic_to_openai import (
     openai_response_to_anthropic,
 )
 from dataplane.translation.common import TOOL_ERROR_PREFIX, Usage
+from dataplane.translation.converse import (
+    ConverseStreamToAnthropic,
+    anthropic_request_to_converse,
+    converse_response_to_anthropic,
+)
 from dataplane.translation.gemini import (
     GEMINI_SIGNATURE_PREFIX,
     AnthropicToGeminiStream,
@@ -45,16 +50,19 @@ __all__ = [
     "AnthropicToGeminiStream",
     "AnthropicToOpenAIStream",
     "AnthropicToResponsesStream",
+    "ConverseStreamToAnthropic",
     "GeminiToAnthropicStream",
     "OpenAIToAnthropicStream",
     "ResponsesUnsupported",
     "SSEParser",
     "Usage",
+    "anthropic_request_to_converse",
     "anthropic_request_to_gemini",
     "anthropic_request_to_openai",
     "anthropic_response_to_gemini",
     "anthropic_response_to_openai",
     "anthropic_response_to_responses",
+    "converse_response_to_anthropic",
     "gemini_request_to_anthropic",
     "gemini_response_to_anthropic",
     "openai_request_to_anthropic",
