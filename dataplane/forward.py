@@ -105,7 +105,10 @@ async def _attempts(
         x.served_model = target.model
         # Served by anything but the first choice: a failover, or the request's own fallbacks.
         x.fallback = target != targets[0]
-        if request.endpoint == "count_tokens" and getattr(module, "local_count_tokens", False):
+        counts_locally = getattr(module, "local_count_tokens", False) or (
+            hasattr(module, "counts_locally") and module.counts_locally(target)
+        )
+        if request.endpoint == "count_tokens" and counts_locally:
             adapter = module.estimate(request)
             x.status = 200
             x.done = True
