@@ -129,10 +129,12 @@ class Gateway:
         except Exception as exc:
             log.warning("no snapshot at start (%s); /readyz stays 503 until one loads", exc)
         self.holder.start()
+        # Usage events get their own pipelined connection: a large flush must not
+        # queue ahead of admissions on the counters' one.
         self.events = UsageEvents(
             spool_dir=self.config.spool_dir,
             flush_seconds=self.config.event_flush_seconds,
-            redis=self.redis,
+            redis=RedisPipe(self.config.redis_url, timeout=5.0) if self.config.redis_url else None,
             redis_prefix=self.config.redis_prefix,
         )
         self.events.start()
@@ -143,6 +145,8 @@ class Gateway:
             return
         await self.holder.stop()
         await self.events.close()
+        if isinstance(self.events.redis, RedisPipe):
+            await self.events.redis.close()
         await self.session.close()
         if isinstance(self.counters, RedisCounters):
             await self.counters.pipe.close()

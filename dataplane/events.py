@@ -115,6 +115,9 @@ class UsageEvents:
         if self.redis is None:
             await asyncio.to_thread(spool_write, self.spool_dir, batch)
             return
+        if hasattr(self.redis, "call_many"):
+            await self.redis.call_many([("XADD", self.stream, "*", STREAM_FIELD, line) for line in batch])
+            return
         pipe = self.redis.pipeline(transaction=False)
         for line in batch:
             pipe.xadd(self.stream, {STREAM_FIELD: line})

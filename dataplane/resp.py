@@ -165,6 +165,21 @@ class RedisPipe:
         self._outbox.append(pack(*args))
         return await future
 
+    async def call_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Several commands in one write; their replies in order."""
+        protocol = self._protocol or await self._ensure()
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.timeout
+        futures = []
+        if not self._outbox:
+            loop.call_soon(self._flush, protocol)
+        for args in commands:
+            future = loop.create_future()
+            self.pending.append((future, deadline))
+            self._outbox.append(pack(*args))
+            futures.append(future)
+        return list(await asyncio.gather(*futures))
+
     def _flush(self, protocol: _Protocol) -> None:
         data, self._outbox = self._outbox, []
         if protocol is self._protocol and protocol.transport is not None:
