@@ -662,3 +662,13 @@ def provider_credential_remove(*, actor: Any, credential: ProviderCredential) ->
     )
     credential.delete()
     config_changed()
+
+
+@transaction.atomic
+def api_token_issue(*, actor: Any) -> Any:
+    """The user's API token for automation (created on first use), audited each time it is handed out."""
+    from rest_framework.authtoken.models import Token
+
+    token, created = Token.objects.get_or_create(user=actor)
+    audit_record(actor=actor, action="auth.api_token_issue", target=actor, after={"created": created})
+    return token

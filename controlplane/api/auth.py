@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from governance import services
 
 
 class TokenCreateApi(APIView):
@@ -36,5 +37,5 @@ class TokenCreateApi(APIView):
         if user is None or not user.is_active:
             # 400, as DRF's own token view answers: with no authenticators here a 401 could not carry a challenge.
             raise exceptions.ValidationError({"detail": "Wrong username or password."})
-        token, _ = Token.objects.get_or_create(user=user)
+        token = services.api_token_issue(actor=user)
         return Response(self.OutputSerializer(token).data)

@@ -69,3 +69,17 @@ def test_it_refuses_a_token_for_an_inactive_user(anonymous: APIClient, bob) -> N
         "/api/v1/auth/token/", {"username": "bob", "password": PASSWORD}, format="json"
     )
     assert response.status_code == 400
+
+
+def test_it_audits_each_token_handed_out(db, django_user_model) -> None:
+    from rest_framework.test import APIClient
+
+    from audit.models import AuditEvent
+
+    django_user_model.objects.create_user("dora", password="dora-password-1")
+    for _ in range(2):
+        response = APIClient().post("/api/v1/auth/token/", {"username": "dora", "password": "dora-password-1"})
+        assert response.status_code == 200
+    events = list(AuditEvent.objects.filter(action="auth.api_token_issue").order_by("id"))
+    assert [e.after["created"] for e in events] == [True, False]
+    assert all(e.actor_label == "dora" for e in events)
