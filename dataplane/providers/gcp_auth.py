@@ -3,7 +3,7 @@
 google-auth signs the JWT assertion and exchanges it at the key's ``token_uri``
 (https://developers.google.com/identity/protocols/oauth2/service-account#httprest).
 That exchange is blocking HTTP, so it runs in a worker thread
-(``asyncio.to_thread``) through a small httpx-backed transport, and never more
+(``asyncio.to_thread``) through google-auth's urllib3 transport, and never more
 than one at a time per key: every request that needs a token while one is
 being minted awaits the same task (single flight).
 
@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import orjson
+import urllib3
 from google.auth import exceptions as google_exceptions
-from google.auth import transport as google_transport
+from google.auth.transport.urllib3 import Request as UrllibRequest
 from google.oauth2 import service_account
 
 from dataplane.errors import GatewayError
@@ -44,61 +44,15 @@ _SAFETY = 30.0
 _RETRY_AFTER = 10.0
 
 
-class _Response(google_transport.Response):
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-
-    @property
-    def status(self) -> int:
-        return self._response.status_code
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers
-
-    @property
-    def data(self) -> bytes:
-        return self._response.content
+_TRANSPORT: UrllibRequest | None = None
 
 
-class HttpxRequest(google_transport.Request):
-    """google-auth's transport interface on a shared synchronous httpx client.
-
-    Only ever called from worker threads; httpx's sync client is thread-safe.
-    """
-
-    def __init__(self, client: httpx.Client | None = None) -> None:
-        self._client = client or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
-
-    def __call__(  # type: ignore[override]
-        self,
-        url: str,
-        method: str = "GET",
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> _Response:
-        try:
-            response = self._client.request(
-                method,
-                url,
-                content=body,
-                headers=dict(headers or {}),
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.HTTPError as exc:
-            raise google_exceptions.TransportError(f"{type(exc).__name__}: {exc}") from exc
-        return _Response(response)
-
-
-_TRANSPORT: HttpxRequest | None = None
-
-
-def _transport() -> HttpxRequest:
+def _transport() -> UrllibRequest:
+    """google-auth's own urllib3 transport on one shared pool (thread-safe; only
+    ever used from worker threads)."""
     global _TRANSPORT
     if _TRANSPORT is None:
-        _TRANSPORT = HttpxRequest()
+        _TRANSPORT = UrllibRequest(urllib3.PoolManager(timeout=urllib3.Timeout(connect=10.0, read=30.0)))
     return _TRANSPORT
 
 
@@ -127,7 +81,7 @@ class ServiceAccountTokens:
         *,
         margin: float = 300.0,
         clock: Callable[[], float] = time.time,
-        transport: google_transport.Request | None = None,
+        transport: Any = None,
     ) -> None:
         self.name = name
         self.project_id: str | None = info.get("project_id")
@@ -224,7 +178,7 @@ class TokenCache:
         *,
         margin: float = 300.0,
         clock: Callable[[], float] = time.time,
-        transport: google_transport.Request | None = None,
+        transport: Any = None,
     ) -> None:
         self._margin = margin
         self._clock = clock
