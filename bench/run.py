@@ -83,7 +83,7 @@ def log(msg: str) -> None:
 
 
 class BenchError(RuntimeError):
-    pass
+    """The benchmark cannot go on; the message says why."""
 
 
 def body(stream: bool) -> str:
@@ -143,20 +143,16 @@ def children(pid: int) -> list[int]:
 
 def machine_facts() -> dict[str, str]:
     model = "unknown"
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     mem = "unknown"
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
     wrk = "none"
     if shutil.which("wrk"):
         res = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
@@ -353,11 +349,9 @@ def wait_until(what: str, check: Any, svc: Service, timeout: float = 30.0) -> No
     while time.monotonic() < deadline:
         if not svc.alive():
             raise BenchError(f"{svc.name} exited while waiting for {what}:\n{svc.tail()}")
-        try:
+        with contextlib.suppress(OSError):
             if check():
                 return
-        except OSError:
-            pass
         time.sleep(0.05)
     raise BenchError(f"timed out waiting for {what}:\n{svc.tail()}")
 

@@ -130,20 +130,18 @@ async def _attempts(
         try:
             status = response.status
             more = n + 1 < len(targets)
-            if status in RETRYABLE and more:
-                wait = _retry_after(response.headers.get("retry-after"))
-                if wait is not None and wait > MAX_RETRY_AFTER and targets[n + 1] == target:
-                    # The provider wants a long pause: hand its answer to the
-                    # client (Claude Code honours retry-after) instead of holding it.
-                    pass
-                else:
-                    body = await response.read()
-                    gw.router.health.failed(target)
-                    adapter = module.adapter(target, request, status, response.content_type)
-                    converted = adapter.convert(status, body)
-                    last = (status, _headers_for(module, x, response, adapter), converted, adapter.usage.error_type, adapter.usage.error_message)
-                    delay = wait or 0.0
-                    continue
+            wait = _retry_after(response.headers.get("retry-after"))
+            # A long retry-after on the same target again goes back to the client
+            # (Claude Code honours it) instead of holding the request here.
+            hand_back = wait is not None and wait > MAX_RETRY_AFTER and more and targets[n + 1] == target
+            if status in RETRYABLE and more and not hand_back:
+                body = await response.read()
+                gw.router.health.failed(target)
+                adapter = module.adapter(target, request, status, response.content_type)
+                converted = adapter.convert(status, body)
+                last = (status, _headers_for(module, x, response, adapter), converted, adapter.usage.error_type, adapter.usage.error_message)
+                delay = wait or 0.0
+                continue
             if status < 500:
                 gw.router.health.succeeded(target)
             else:

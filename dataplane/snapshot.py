@@ -89,10 +89,8 @@ class Snapshot:
 
     def price_for(self, model: str) -> Price | None:
         """Exact model id first, then the id without its date or version suffix."""
-        try:
+        if model in self._price_cache:
             return self._price_cache[model]
-        except KeyError:
-            pass
         price = self.prices.get(model)
         if price is None:
             # Bedrock and Vertex ids: "us.anthropic.claude-opus-4-5-20251101-v1:0",

@@ -371,7 +371,11 @@ class ScopedPolicyAdmin(TeamChoicesMixin, admin.ModelAdmin):
             self.policy_delete(actor=request.user, policy=policy)
 
     def policy_delete(self, *, actor: Any, policy: Any) -> None:
-        raise NotImplementedError
+        # The service that deletes this kind of policy, named by the subclass.
+        self.delete_service(actor=actor, **{self.delete_arg: policy})
+
+    delete_service: Any
+    delete_arg: str
 
 
 @admin.register(Budget)
@@ -403,8 +407,8 @@ class BudgetAdmin(ScopedPolicyAdmin):
         )
         _adopt(obj, budget)
 
-    def policy_delete(self, *, actor: Any, policy: Budget) -> None:
-        services.budget_delete(actor=actor, budget=policy)
+    delete_service = staticmethod(services.budget_delete)
+    delete_arg = "budget"
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         # Persisted spend goes with its budget; that it cannot be deleted alone must not block this.
@@ -481,8 +485,8 @@ class RateLimitAdmin(ScopedPolicyAdmin):
         )
         _adopt(obj, rate_limit)
 
-    def policy_delete(self, *, actor: Any, policy: RateLimit) -> None:
-        services.rate_limit_delete(actor=actor, rate_limit=policy)
+    delete_service = staticmethod(services.rate_limit_delete)
+    delete_arg = "rate_limit"
 
 
 @admin.register(BudgetSpend)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import itertools
 import re
@@ -373,12 +374,10 @@ def main() -> None:
     parser.add_argument("--api-key", default="sk-ant-fake-provider-key")
     args = parser.parse_args()
     fake = FakeAnthropic(api_key=args.api_key, record=False)
-    try:
+    with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    except ImportError:
-        pass
     web.run_app(fake.app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
 
 

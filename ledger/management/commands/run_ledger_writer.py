@@ -39,8 +39,7 @@ class Command(BaseCommand):
         # Last pass so a clean stop leaves nothing behind.
         try:
             drain_spool()
-            if stream is not None:
-                while stream.drain():
-                    pass
+            while stream is not None and stream.drain():
+                continue
         except Exception as exc:
             self.stderr.write(f"ledger writer: final drain failed: {exc}")
