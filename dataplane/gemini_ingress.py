@@ -22,7 +22,7 @@ from dataplane.exchange import Exchange
 from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body, send_response
 from dataplane.providers.base import AnthropicRequest, Outbound, Target
-from dataplane.providers.registry import module_for
+from dataplane.reshape import ViaAnthropic
 from dataplane.routing import MIN_ATTEMPTS, Plan
 from dataplane.translation import (
     AnthropicToGeminiStream,
@@ -35,7 +35,6 @@ from dataplane.usage import Usage
 if TYPE_CHECKING:
     from dataplane.app import Gateway
 
-STREAMING = ("text/event-stream", "application/vnd.amazon.eventstream")
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "RESOURCE_EXHAUSTED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 413: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
            499: "CANCELLED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
@@ -59,61 +58,6 @@ class GeminiRequest:
     stream: bool
     endpoint: str = "generate_content"
     translated: AnthropicRequest | None = None
-
-
-class _ToGemini:
-    __slots__ = ("inner", "content_type", "_stream", "_model")
-
-    def __init__(self, inner: Any, model: str, stream: bool) -> None:
-        self.inner = inner
-        self._model = model
-        self.content_type = "text/event-stream" if stream else "application/json"
-        self._stream = AnthropicToGeminiStream(model=model) if stream else None
-
-    @property
-    def usage(self) -> Any:
-        return self.inner.usage
-
-    def convert(self, status: int, body: bytes) -> bytes:
-        converted = self.inner.convert(status, body)
-        if status >= 400:
-            return _google_error_from_anthropic(status, converted)
-        try:
-            return orjson.dumps(anthropic_response_to_gemini(orjson.loads(converted), model=self._model))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            return google_error_body(502, "The provider's answer could not be read.")
-
-    def feed(self, chunk: bytes) -> bytes:
-        assert self._stream is not None
-        sse = self.inner.feed(chunk)
-        return self._stream.feed(sse) if sse else b""
-
-    def close(self) -> bytes:
-        assert self._stream is not None
-        tail = self.inner.close()
-        out = self._stream.feed(tail) if tail else b""
-        return out + self._stream.close()
-
-
-class _ViaAnthropic:
-    """Any provider that the router speaks Anthropic to."""
-
-    def __init__(self, kind: str) -> None:
-        self.inner = module_for(kind)
-
-    async def build(self, target: Target, request: GeminiRequest) -> Outbound:
-        doc = gemini_request_to_anthropic(request.doc, model=target.model)
-        doc["stream"] = request.stream
-        request.translated = AnthropicRequest(
-            endpoint="messages", doc=doc, raw=orjson.dumps(doc), content_encoding=None,
-            headers=[(b"content-type", b"application/json")], query=b"", stream=request.stream,
-        )
-        return await self.inner.build(target, request.translated)
-
-    def adapter(self, target: Target, request: GeminiRequest, status: int, content_type: str) -> _ToGemini:
-        assert request.translated is not None
-        inner = self.inner.adapter(target, request.translated, status, content_type)
-        return _ToGemini(inner, target.model, request.stream and status < 400 and content_type in STREAMING)
 
 
 class _GeminiPassThrough:
@@ -177,7 +121,16 @@ class _GeminiNative:
 
 
 _NATIVE = _GeminiNative()
-_VIA = {kind: _ViaAnthropic(kind) for kind in ("anthropic", "bedrock", "vertex", "openai", "azure_openai", "openai_compatible")}
+_VIA = {
+    kind: ViaAnthropic(
+        kind,
+        to_anthropic=lambda doc, model: gemini_request_to_anthropic(doc, model=model),
+        stream=lambda model, request: AnthropicToGeminiStream(model=model),
+        to_client=lambda doc, model: anthropic_response_to_gemini(doc, model=model),
+        error=_google_error_from_anthropic,
+    )
+    for kind in ("anthropic", "bedrock", "vertex", "openai", "azure_openai", "openai_compatible")
+}
 
 
 def _module(kind: str) -> Any:

@@ -21,7 +21,7 @@ from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body
 from dataplane.providers.base import AnthropicRequest, Target
 from dataplane.providers.openai import OPENAI_NATIVE
-from dataplane.providers.registry import module_for
+from dataplane.reshape import ViaAnthropic
 from dataplane.routing import MIN_ATTEMPTS, Plan
 from dataplane.translation import (
     AnthropicToOpenAIStream,
@@ -46,72 +46,16 @@ class OpenAIRequest:
     translated: AnthropicRequest | None = None
 
 
-class _ToOpenAI:
-    """Wraps an Anthropic-shaped adapter (any Anthropic-family provider) and
-    turns its output into OpenAI's shape."""
-
-    __slots__ = ("inner", "content_type", "_stream", "_model")
-
-    def __init__(self, inner: Any, model: str, stream: bool, include_usage: bool) -> None:
-        self.inner = inner
-        self._model = model
-        self.content_type = "text/event-stream" if stream else "application/json"
-        self._stream = AnthropicToOpenAIStream(include_usage=include_usage, model=model) if stream else None
-
-    @property
-    def usage(self) -> Any:
-        return self.inner.usage
-
-    def convert(self, status: int, body: bytes) -> bytes:
-        converted = self.inner.convert(status, body)
-        if status >= 400:
-            return anthropic_error_to_openai(status, converted)
-        try:
-            return orjson.dumps(anthropic_response_to_openai(orjson.loads(converted), model=self._model))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            return anthropic_error_to_openai(502, b"The provider's answer could not be read.")
-
-    def feed(self, chunk: bytes) -> bytes:
-        assert self._stream is not None
-        sse = self.inner.feed(chunk)
-        return self._stream.feed(sse) if sse else b""
-
-    def close(self) -> bytes:
-        assert self._stream is not None
-        tail = self.inner.close()
-        out = self._stream.feed(tail) if tail else b""
-        return out + self._stream.close()
-
-
-class ViaAnthropic:
-    """An Anthropic-family provider behind an OpenAI-shaped caller."""
-
-    def __init__(self, kind: str) -> None:
-        self.inner = module_for(kind)
-
-    async def build(self, target: Target, request: OpenAIRequest) -> Any:
-        doc = openai_request_to_anthropic(request.doc, model=target.model)
-        if request.stream:
-            doc["stream"] = True
-        request.translated = AnthropicRequest(
-            endpoint="messages",
-            doc=doc,
-            raw=orjson.dumps(doc),
-            content_encoding=None,
-            headers=[(b"content-type", b"application/json")],
-            query=b"",
-            stream=request.stream,
-        )
-        return await self.inner.build(target, request.translated)
-
-    def adapter(self, target: Target, request: OpenAIRequest, status: int, content_type: str) -> _ToOpenAI:
-        assert request.translated is not None
-        inner = self.inner.adapter(target, request.translated, status, content_type)
-        stream = request.stream and status < 400 and content_type in ("text/event-stream", "application/vnd.amazon.eventstream")
-        return _ToOpenAI(inner, target.model, stream, request.include_usage)
-
-
-_VIA = {kind: ViaAnthropic(kind) for kind in ("anthropic", "bedrock", "vertex", "gemini")}
+_VIA = {
+    kind: ViaAnthropic(
+        kind,
+        to_anthropic=lambda doc, model: openai_request_to_anthropic(doc, model=model),
+        stream=lambda model, request: AnthropicToOpenAIStream(include_usage=request.include_usage, model=model),
+        to_client=lambda doc, model: anthropic_response_to_openai(doc, model=model),
+        error=anthropic_error_to_openai,
+    )
+    for kind in ("anthropic", "bedrock", "vertex", "gemini")
+}
 
 
 def _module(kind: str) -> Any:

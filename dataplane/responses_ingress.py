@@ -21,7 +21,7 @@ from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body
 from dataplane.openai_ingress import OPENAI_FAMILY
 from dataplane.providers.base import AnthropicRequest, Outbound, Target
-from dataplane.providers.registry import module_for
+from dataplane.reshape import ViaAnthropic
 from dataplane.routing import MIN_ATTEMPTS, Plan
 from dataplane.translation import (
     AnthropicToResponsesStream,
@@ -35,68 +35,12 @@ from dataplane.usage import Usage
 if TYPE_CHECKING:
     from dataplane.app import Gateway
 
-STREAMING = ("text/event-stream", "application/vnd.amazon.eventstream")
-
-
 @dataclass(slots=True)
 class ResponsesRequest:
     doc: dict[str, Any]
     stream: bool
     endpoint: str = "responses"
     translated: AnthropicRequest | None = None
-
-
-class _ToResponses:
-    __slots__ = ("inner", "content_type", "_stream", "_model")
-
-    def __init__(self, inner: Any, model: str, stream: bool) -> None:
-        self.inner = inner
-        self._model = model
-        self.content_type = "text/event-stream" if stream else "application/json"
-        self._stream = AnthropicToResponsesStream(model=model) if stream else None
-
-    @property
-    def usage(self) -> Any:
-        return self.inner.usage
-
-    def convert(self, status: int, body: bytes) -> bytes:
-        converted = self.inner.convert(status, body)
-        if status >= 400:
-            return anthropic_error_to_openai(status, converted)
-        try:
-            return orjson.dumps(anthropic_response_to_responses(orjson.loads(converted), model=self._model))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            return anthropic_error_to_openai(502, b"The provider's answer could not be read.")
-
-    def feed(self, chunk: bytes) -> bytes:
-        assert self._stream is not None
-        sse = self.inner.feed(chunk)
-        return self._stream.feed(sse) if sse else b""
-
-    def close(self) -> bytes:
-        assert self._stream is not None
-        tail = self.inner.close()
-        out = self._stream.feed(tail) if tail else b""
-        return out + self._stream.close()
-
-
-class _ViaAnthropic:
-    def __init__(self, kind: str) -> None:
-        self.inner = module_for(kind)
-
-    async def build(self, target: Target, request: ResponsesRequest) -> Outbound:
-        doc = responses_request_to_anthropic(request.doc, model=target.model)
-        doc["stream"] = request.stream
-        request.translated = AnthropicRequest(
-            endpoint="messages", doc=doc, raw=orjson.dumps(doc), content_encoding=None,
-            headers=[(b"content-type", b"application/json")], query=b"", stream=request.stream,
-        )
-        return await self.inner.build(target, request.translated)
-
-    def adapter(self, target: Target, request: ResponsesRequest, status: int, content_type: str) -> _ToResponses:
-        assert request.translated is not None
-        inner = self.inner.adapter(target, request.translated, status, content_type)
-        return _ToResponses(inner, target.model, request.stream and status < 400 and content_type in STREAMING)
 
 
 class _ResponsesPassThrough:
@@ -175,7 +119,16 @@ class _OpenAIResponses:
         return _ResponsesPassThrough(target.model, request.stream and status < 400 and content_type == "text/event-stream")
 
 
-_VIA = {kind: _ViaAnthropic(kind) for kind in ("anthropic", "bedrock", "vertex", "gemini")}
+_VIA = {
+    kind: ViaAnthropic(
+        kind,
+        to_anthropic=lambda doc, model: responses_request_to_anthropic(doc, model=model),
+        stream=lambda model, request: AnthropicToResponsesStream(model=model),
+        to_client=lambda doc, model: anthropic_response_to_responses(doc, model=model),
+        error=anthropic_error_to_openai,
+    )
+    for kind in ("anthropic", "bedrock", "vertex", "gemini")
+}
 _OPENAI = _OpenAIResponses()
 
 
