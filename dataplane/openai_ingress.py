@@ -58,6 +58,30 @@ _VIA = {
 }
 
 
+def plan_named(gw: Gateway, x: Exchange, model: str, *, servable: Any, api: str) -> Plan:
+    """The plan for an OpenAI-shaped caller's model: ``provider/model`` names a
+    provider outright; anything else goes through the routes."""
+    assert x.key is not None
+    snapshot = gw.holder.current
+    prefix, _, bare = model.partition("/")
+    provider = snapshot.providers_by_name.get(prefix) if bare else None
+    if not x.key.allows(bare if provider else model):
+        allowed = "; ".join(x.key.allowed_models)
+        raise GatewayError(403, f"Model '{model}' is not allowed for Tollgate key {x.key.prefix}…; allowed: {allowed}.", retry=False)
+    if provider is not None:
+        plan = Plan(None, [Target(provider, bare)] * MIN_ATTEMPTS, MIN_ATTEMPTS)
+    else:
+        plan = gw.router.plan(snapshot, x.key, model, x.session_id, [])
+    if not plan.targets:
+        raise GatewayError(
+            503, f"No provider serves '{model}'. Name one as 'provider/model', or ask your platform admin for a route.", retry=False
+        )
+    for target in plan.targets:
+        if target.provider.kind not in servable:
+            raise GatewayError(400, f"Provider '{target.provider.name}' cannot serve {api} yet.", retry=False)
+    return plan
+
+
 def _module(kind: str) -> Any:
     return OPENAI_NATIVE if kind in OPENAI_FAMILY else _VIA[kind]
 
@@ -84,21 +108,7 @@ async def chat_completions(
         raise GatewayError(400, "messages: a non-empty list of messages is required.", retry=False)
     x.model = model
     x.stream = doc.get("stream") is True
-    snapshot = gw.holder.current
-    prefix, _, bare = model.partition("/")
-    provider = snapshot.providers_by_name.get(prefix) if bare else None
-    if not x.key.allows(bare if provider else model):
-        raise GatewayError(403, f"Model '{model}' is not allowed for Tollgate key {x.key.prefix}…; allowed: {'; '.join(x.key.allowed_models)}.", retry=False)
-    if provider is not None:
-        target = Target(provider, bare)
-        plan = Plan(None, [target] * MIN_ATTEMPTS, MIN_ATTEMPTS)
-    else:
-        plan = gw.router.plan(snapshot, x.key, model, x.session_id, [])
-    if not plan.targets:
-        raise GatewayError(503, f"No provider serves '{model}'. Name one as 'provider/model', or ask your platform admin for a route.", retry=False)
-    for target in plan.targets:
-        if target.provider.kind not in OPENAI_FAMILY and target.provider.kind not in _VIA:
-            raise GatewayError(400, f"Provider '{target.provider.name}' cannot serve Chat Completions yet.", retry=False)
+    plan = plan_named(gw, x, model, servable=OPENAI_FAMILY | _VIA.keys(), api="Chat Completions")
     x.route_id = plan.route.id if plan.route else None
     x.provider = plan.targets[0].provider
     request = OpenAIRequest(

@@ -19,10 +19,9 @@ from dataplane.errors import GatewayError, anthropic_error_to_openai
 from dataplane.exchange import Exchange
 from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body
-from dataplane.openai_ingress import OPENAI_FAMILY
+from dataplane.openai_ingress import OPENAI_FAMILY, plan_named
 from dataplane.providers.base import AnthropicRequest, Outbound, Target
 from dataplane.reshape import ViaAnthropic
-from dataplane.routing import MIN_ATTEMPTS, Plan
 from dataplane.translation import (
     AnthropicToResponsesStream,
     ResponsesUnsupported,
@@ -155,21 +154,8 @@ async def responses(
         raise GatewayError(400, "input: a string or a list of input items is required.", retry=False)
     x.model = model
     x.stream = doc.get("stream") is True
-    snapshot = gw.holder.current
-    prefix, _, bare = model.partition("/")
-    provider = snapshot.providers_by_name.get(prefix) if bare else None
-    served = bare if provider else model
-    if not x.key.allows(served):
-        raise GatewayError(403, f"Model '{model}' is not allowed for Tollgate key {x.key.prefix}…; allowed: {'; '.join(x.key.allowed_models)}.", retry=False)
-    if provider is not None:
-        plan = Plan(None, [Target(provider, bare)] * MIN_ATTEMPTS, MIN_ATTEMPTS)
-    else:
-        plan = gw.router.plan(snapshot, x.key, model, x.session_id, [])
-    if not plan.targets:
-        raise GatewayError(503, f"No provider serves '{model}'. Name one as 'provider/model', or ask your platform admin for a route.", retry=False)
+    plan = plan_named(gw, x, model, servable=OPENAI_FAMILY | _VIA.keys(), api="the Responses API")
     for target in plan.targets:
-        if target.provider.kind not in OPENAI_FAMILY and target.provider.kind not in _VIA:
-            raise GatewayError(400, f"Provider '{target.provider.name}' cannot serve the Responses API yet.", retry=False)
         if target.provider.kind in _VIA:
             try:
                 responses_request_to_anthropic(doc, model=target.model)
