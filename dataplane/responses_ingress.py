@@ -24,9 +24,9 @@ from dataplane.providers.base import AnthropicRequest, Outbound, Target
 from dataplane.reshape import ViaAnthropic
 from dataplane.translation import (
     AnthropicToResponsesStream,
-    ResponsesUnsupported,
     anthropic_response_to_responses,
     responses_request_to_anthropic,
+    responses_unsupported,
 )
 from dataplane.translation import Usage as Translated
 from dataplane.usage import Usage
@@ -155,12 +155,11 @@ async def responses(
     x.model = model
     x.stream = doc.get("stream") is True
     plan = plan_named(gw, x, model, servable=OPENAI_FAMILY | _VIA.keys(), api="the Responses API")
-    for target in plan.targets:
-        if target.provider.kind in _VIA:
-            try:
-                responses_request_to_anthropic(doc, model=target.model)
-            except ResponsesUnsupported as exc:
-                raise GatewayError(400, str(exc), retry=False) from None
+    # Translated once per attempt in build(); here only the cheap check for
+    # state the gateway does not keep.
+    unsupported = responses_unsupported(doc)
+    if unsupported and any(t.provider.kind in _VIA for t in plan.targets):
+        raise GatewayError(400, unsupported, retry=False)
     x.route_id = plan.route.id if plan.route else None
     x.provider = plan.targets[0].provider
     if x.key.governed:
