@@ -7,17 +7,15 @@ included, go through dataplane/translation/gemini.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from dataplane.providers.base import AnthropicRequest, EstimatedCount, Outbound, Target
+from dataplane.providers.translated import Translated
 from dataplane.translation.gemini import (
     GeminiToAnthropicStream,
     anthropic_request_to_gemini,
     gemini_response_to_anthropic,
 )
-from dataplane.usage import Usage
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"
 _ERROR_TYPES = {
@@ -31,55 +29,15 @@ _ERROR_TYPES = {
 }
 
 
-def _usage_into(translated: Any, usage: Usage) -> None:
-    usage.input_tokens = translated.input_tokens
-    usage.output_tokens = translated.output_tokens
-    usage.cache_read_tokens = translated.cache_read_input_tokens
-    usage.cache_write_tokens = translated.cache_creation_input_tokens
-
-
-class _FromGemini:
-    __slots__ = ("usage", "content_type", "_stream", "_model", "_provider")
-
-    def __init__(self, model: str, provider: str, stream: bool) -> None:
-        self.usage = Usage(model=model)
-        self.content_type = "text/event-stream" if stream else "application/json"
-        self._stream = GeminiToAnthropicStream(model=model) if stream else None
-        self._model = model
-        self._provider = provider
-
-    def convert(self, status: int, body: bytes) -> bytes:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            doc = None
-        if isinstance(doc, list) and doc:
-            doc = doc[0]
-        if status >= 400 or not isinstance(doc, dict) or "candidates" not in doc:
-            message = body[:500].decode("utf-8", "replace")
-            if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-                message = str(doc["error"].get("message") or message)
-            error_type = _ERROR_TYPES.get(status, "api_error")
-            self.usage.error_type = error_type
-            self.usage.error_message = message[:2000]
-            return orjson.dumps({"type": "error", "error": {"type": error_type, "message": f"{self._provider}: {message}"}})
-        out = gemini_response_to_anthropic(doc, model=self._model)
-        self.usage.take(out.get("usage") or {})
-        self.usage.stop_reason = str(out.get("stop_reason") or "")
-        return orjson.dumps(out)
-
-    def feed(self, chunk: bytes) -> bytes:
-        assert self._stream is not None
-        out = self._stream.feed(chunk)
-        _usage_into(self._stream.usage, self.usage)
-        return out
-
-    def close(self) -> bytes:
-        assert self._stream is not None
-        out = self._stream.close()
-        _usage_into(self._stream.usage, self.usage)
-        self.usage.stop_reason = self._stream.stop_reason or ""
-        return out
+def from_gemini(model: str, provider: str, stream: bool) -> Translated:
+    return Translated(
+        model=model,
+        provider=provider,
+        stream=GeminiToAnthropicStream(model=model) if stream else None,
+        answer_key="candidates",
+        to_anthropic=lambda doc, m: gemini_response_to_anthropic(doc, model=m),
+        error_types=_ERROR_TYPES,
+    )
 
 
 class GeminiApi:
@@ -93,9 +51,9 @@ class GeminiApi:
         headers = {"x-goog-api-key": target.provider.credential, "content-type": "application/json"}
         return Outbound("POST", url, headers, orjson.dumps(body))
 
-    def adapter(self, target: Target, request: AnthropicRequest, status: int, content_type: str) -> _FromGemini:
+    def adapter(self, target: Target, request: AnthropicRequest, status: int, content_type: str) -> Translated:
         stream = request.stream and status < 400 and content_type == "text/event-stream"
-        return _FromGemini(target.model, target.provider.name, stream)
+        return from_gemini(target.model, target.provider.name, stream)
 
     def estimate(self, request: AnthropicRequest) -> EstimatedCount:
         return EstimatedCount.of(request)

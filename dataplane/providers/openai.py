@@ -21,11 +21,13 @@ from typing import Any
 import orjson
 
 from dataplane.providers.base import AnthropicRequest, EstimatedCount, Outbound, Target
+from dataplane.providers.translated import Translated, usage_into
 from dataplane.translation import (
     OpenAIToAnthropicStream,
     anthropic_request_to_openai,
     openai_response_to_anthropic,
 )
+from dataplane.translation import Usage as TranslationUsage
 from dataplane.usage import Usage
 
 _ERROR_TYPES = {
@@ -38,58 +40,6 @@ _ERROR_TYPES = {
     500: "api_error",
     503: "overloaded_error",
 }
-
-
-def _usage_from(translated: Any, usage: Usage) -> None:
-    usage.input_tokens = translated.input_tokens
-    usage.output_tokens = translated.output_tokens
-    usage.cache_read_tokens = translated.cache_read_input_tokens
-    usage.cache_write_tokens = translated.cache_creation_input_tokens
-
-
-class _Translating:
-    __slots__ = ("usage", "content_type", "_stream", "_model", "_provider")
-
-    def __init__(self, model: str, provider: str, stream: bool) -> None:
-        self.usage = Usage(model=model)
-        self.content_type = "text/event-stream" if stream else "application/json"
-        self._stream = OpenAIToAnthropicStream(model=model) if stream else None
-        self._model = model
-        self._provider = provider
-
-    def convert(self, status: int, body: bytes) -> bytes:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            doc = None
-        if status >= 400 or not isinstance(doc, dict) or "choices" not in doc:
-            message = body[:500].decode("utf-8", "replace")
-            if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-                message = str(doc["error"].get("message") or message)
-            error_type = _ERROR_TYPES.get(status, "api_error")
-            self.usage.error_type = error_type
-            self.usage.error_message = message[:2000]
-            return orjson.dumps(
-                {"type": "error", "error": {"type": error_type, "message": f"{self._provider}: {message}"}}
-            )
-        out = openai_response_to_anthropic(doc, model=self._model)
-        usage = out.get("usage") or {}
-        self.usage.take(usage)
-        self.usage.stop_reason = str(out.get("stop_reason") or "")
-        return orjson.dumps(out)
-
-    def feed(self, chunk: bytes) -> bytes:
-        assert self._stream is not None
-        out = self._stream.feed(chunk)
-        _usage_from(self._stream.usage, self.usage)
-        return out
-
-    def close(self) -> bytes:
-        assert self._stream is not None
-        out = self._stream.close()
-        _usage_from(self._stream.usage, self.usage)
-        self.usage.stop_reason = self._stream.stop_reason or ""
-        return out
 
 
 class OpenAIChat:
@@ -114,9 +64,16 @@ class OpenAIChat:
         )
         return Outbound("POST", url, headers, orjson.dumps(body))
 
-    def adapter(self, target: Target, request: AnthropicRequest, status: int, content_type: str) -> _Translating:
+    def adapter(self, target: Target, request: AnthropicRequest, status: int, content_type: str) -> Translated:
         stream = request.stream and status < 400 and content_type == "text/event-stream"
-        return _Translating(target.model, target.provider.name, stream)
+        return Translated(
+            model=target.model,
+            provider=target.provider.name,
+            stream=OpenAIToAnthropicStream(model=target.model) if stream else None,
+            answer_key="choices",
+            to_anthropic=lambda doc, model: openai_response_to_anthropic(doc, model=model),
+            error_types=_ERROR_TYPES,
+        )
 
     def estimate(self, request: AnthropicRequest) -> EstimatedCount:
         return EstimatedCount.of(request)
@@ -139,9 +96,7 @@ class _OpenAIPassThrough:
         self._pending = b""
 
     def _take(self, usage: Any) -> None:
-        from dataplane.translation import Usage as Translated
-
-        _usage_from(Translated.from_openai(usage), self.usage)
+        usage_into(TranslationUsage.from_openai(usage), self.usage)
 
     def convert(self, status: int, body: bytes) -> bytes:
         if status < 400:

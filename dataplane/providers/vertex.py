@@ -218,10 +218,10 @@ class VertexProvider:
         if target.model.startswith("gemini-"):
             if request.endpoint == "count_tokens":
                 return _GeminiCount()
-            from dataplane.providers.gemini import _FromGemini
+            from dataplane.providers.gemini import from_gemini
 
             stream = request.stream and status < 400 and content_type == "text/event-stream"
-            return _FromGemini(target.model, target.provider.name, stream)
+            return from_gemini(target.model, target.provider.name, stream)
         return VertexAdapter(status, content_type)
 
 
