@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from dataplane.limits import NANO, BudgetRule, LimitRule, policy_uid
+from dataplane.mcp.config import McpConfig, parse_mcp
 from dataplane.providers.base import ProviderConfig
 from dataplane.routing import EMPTY_ROUTES, Routes, parse_routes
 
@@ -85,6 +86,7 @@ class Snapshot:
     routes: Routes = field(default_factory=lambda: EMPTY_ROUTES)
     providers_by_name: dict[str, ProviderConfig] = field(default_factory=dict)
     variants: dict[int, list[tuple[ProviderConfig, int]]] = field(default_factory=dict)
+    mcp: McpConfig = field(default_factory=McpConfig)
     _price_cache: dict[str, Price | None] = field(default_factory=dict)
 
     def price_for(self, model: str) -> Price | None:
@@ -254,6 +256,7 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
         routes=parse_routes(doc.get("routes", []), variants),
         providers_by_name={p.name: p for p in providers.values()},
         variants=variants,
+        mcp=parse_mcp(doc.get("mcp") or {}, unseal),
     )
 
 

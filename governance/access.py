@@ -18,6 +18,7 @@ from django.http import Http404
 from governance.models import (
     Budget,
     Level,
+    McpToolPolicy,
     Membership,
     Organization,
     Provider,
@@ -29,7 +30,7 @@ from governance.models import (
 )
 
 User = get_user_model()
-Policy = TypeVar("Policy", Budget, RateLimit)
+Policy = TypeVar("Policy", Budget, RateLimit, McpToolPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,7 @@ def provider_named(*, name: str, field: str = "provider") -> Provider:
     return provider
 
 
-def policy_visible(*, access: OrganizationAccess, policy: Budget | RateLimit) -> bool:
+def policy_visible(*, access: OrganizationAccess, policy: Budget | RateLimit | McpToolPolicy) -> bool:
     """Whether a budget or rate limit shows to ``access``: those who see every key see
     all; a developer sees the organization's and teams' and those of themselves and their keys."""
     if access.sees_every_key:
@@ -222,6 +223,11 @@ def budget_for_change(*, user: Any, budget_id: int) -> Budget:
 def rate_limit_for_change(*, user: Any, rate_limit_id: int) -> RateLimit:
     """A rate limit ``user`` may change, decided as for budgets."""
     return _policy_for_change(model=RateLimit, user=user, pk=rate_limit_id)
+
+
+def mcp_policy_for_change(*, user: Any, policy_id: int) -> McpToolPolicy:
+    """An MCP tool policy ``user`` may change, decided as for budgets."""
+    return _policy_for_change(model=McpToolPolicy, user=user, pk=policy_id)
 
 
 def policy_targets(

@@ -362,3 +362,94 @@ class RouteTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model or '*'} (tier {self.tier}, weight {self.weight})"
+
+
+# --- MCP gateway ----------------------------------------------------------------
+
+
+class McpTransport(models.TextChoices):
+    HTTP = "http", "Streamable HTTP"
+    STDIO = "stdio", "stdio (run by Tollgate)"
+
+
+class McpAuth(models.TextChoices):
+    NONE = "none", "None"
+    HEADERS = "headers", "Static headers"
+    OAUTH_CLIENT_CREDENTIALS = "oauth_client_credentials", "OAuth client credentials"
+
+
+class McpServer(models.Model):
+    """An upstream MCP server whose tools Tollgate serves as ``<name>__<tool>``.
+
+    Secrets (static headers, the OAuth client secret, a stdio server's
+    environment) are one sealed JSON object; the rest is plain configuration.
+    """
+
+    # The tool prefix: lower-case letters, digits, "-" and single "_" (never "__",
+    # which separates server from tool).
+    name = models.CharField(max_length=40, unique=True)
+    description = models.CharField(max_length=300, blank=True, default="")
+    transport = models.CharField(max_length=10, choices=McpTransport.choices)
+    url = models.URLField(max_length=500, blank=True, default="")
+    auth = models.CharField(max_length=30, choices=McpAuth.choices, default=McpAuth.NONE)
+    # OAuth client credentials: where tokens come from, for whom, with what scope.
+    token_url = models.URLField(max_length=500, blank=True, default="")
+    client_id = models.CharField(max_length=200, blank=True, default="")
+    scope = models.CharField(max_length=500, blank=True, default="")
+    # stdio: the command line (a list, never a shell string) and its working directory.
+    command = models.JSONField(default=list, blank=True)
+    cwd = models.CharField(max_length=500, blank=True, default="")
+    # Fernet token of {"headers": {...}, "client_secret": "...", "env": {...}}.
+    secrets_sealed = models.TextField(blank=True, default="")
+    timeout_seconds = models.PositiveIntegerField(default=60)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class McpToolPolicy(ScopedPolicy):
+    """Which MCP tools one level of the chain may use.
+
+    Patterns are globs over ``server__tool`` names; a pattern without ``__``
+    names a whole server. A tool is usable when, at every level that has a
+    policy, it matches ``allowed`` (empty: every tool) and no ``denied`` pattern.
+    """
+
+    allowed = models.JSONField(default=list, blank=True)
+    denied = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            *_one_target("mcppolicy"),
+            models.UniqueConstraint(
+                fields=["organization"], condition=models.Q(level="organization"), name="mcppolicy_one_per_org"
+            ),
+            models.UniqueConstraint(fields=["team"], condition=models.Q(level="team"), name="mcppolicy_one_per_team"),
+            models.UniqueConstraint(
+                fields=["organization", "user"], condition=models.Q(level="user"), name="mcppolicy_one_per_user"
+            ),
+            models.UniqueConstraint(fields=["key"], condition=models.Q(level="key"), name="mcppolicy_one_per_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"MCP tools of {self.level} {self.target}"
+
+
+class McpBundle(models.Model):
+    """A named set of tools served at ``/mcp/<name>``, narrower than the key's allowlist."""
+
+    name = models.SlugField(max_length=60, unique=True)
+    description = models.CharField(max_length=300, blank=True, default="")
+    tools = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

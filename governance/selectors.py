@@ -11,6 +11,9 @@ from governance.models import (
     Budget,
     BudgetSpend,
     Level,
+    McpBundle,
+    McpServer,
+    McpToolPolicy,
     Membership,
     ModelPrice,
     Organization,
@@ -134,3 +137,19 @@ def route_list(*, organization: Organization | None, owner: Any | None = None) -
         .prefetch_related(Prefetch("targets", queryset=targets))
         .order_by("id")
     )
+
+
+def mcp_server_list() -> QuerySet[McpServer]:
+    return McpServer.objects.order_by("name")
+
+
+def mcp_bundle_list() -> QuerySet[McpBundle]:
+    return McpBundle.objects.order_by("name")
+
+
+def mcp_policy_list(*, organization: Organization, owner: Any | None = None) -> QuerySet[McpToolPolicy]:
+    """The organization's MCP tool policies; with ``owner``, only those a developer may see."""
+    policies = McpToolPolicy.objects.filter(organization=organization).select_related("organization", "team", "user", "key")
+    if owner is not None:
+        policies = policies.filter(_concerning(owner))
+    return policies.order_by("id")

@@ -8,6 +8,8 @@ snapshot once the transaction commits.
 from __future__ import annotations
 
 import fnmatch
+import json
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,6 +29,11 @@ from governance.models import (
     BudgetSpend,
     KeyStatus,
     Level,
+    McpAuth,
+    McpBundle,
+    McpServer,
+    McpToolPolicy,
+    McpTransport,
     Membership,
     Metric,
     ModelPrice,
@@ -672,3 +679,272 @@ def api_token_issue(*, actor: Any) -> Any:
     token, created = Token.objects.get_or_create(user=actor)
     audit_record(actor=actor, action="auth.api_token_issue", target=actor, after={"created": created})
     return token
+
+
+# --- MCP gateway: servers, tool policies, bundles --------------------------------
+
+_MCP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]|_(?!_))*[a-z0-9]$|^[a-z0-9]$")
+_MCP_PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!/-]+$")
+
+
+def _mcp_server_state(server: McpServer) -> dict[str, Any]:
+    # Secrets never enter the audit trail: only the names of the headers and
+    # environment variables, so a reviewer sees what changed.
+    secrets = _mcp_secrets(server)
+    return {
+        "name": server.name,
+        "transport": server.transport,
+        "url": server.url,
+        "auth": server.auth,
+        "token_url": server.token_url,
+        "client_id": server.client_id,
+        "scope": server.scope,
+        "command": list(server.command),
+        "cwd": server.cwd,
+        "header_names": sorted(secrets.get("headers", {})),
+        "env_names": sorted(secrets.get("env", {})),
+        "timeout_seconds": server.timeout_seconds,
+        "is_active": server.is_active,
+    }
+
+
+def _mcp_secrets(server: McpServer) -> dict[str, Any]:
+    return json.loads(sealing.unseal(server.secrets_sealed) or "{}")
+
+
+def _mcp_string_map(value: Any, field: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValidationError({field: "Give an object of string names to string values."})
+    return dict(value)
+
+
+def _mcp_server_validate(server: McpServer, secrets: dict[str, Any]) -> None:
+    if not _MCP_NAME.match(server.name or ""):
+        raise ValidationError(
+            {"name": "Use lower-case letters, digits, '-' and single '_' (tools are named <server>__<tool>)."}
+        )
+    if server.transport not in McpTransport.values:
+        raise ValidationError({"transport": f"Use one of {', '.join(McpTransport.values)}."})
+    if server.auth not in McpAuth.values:
+        raise ValidationError({"auth": f"Use one of {', '.join(McpAuth.values)}."})
+    if server.transport == McpTransport.HTTP:
+        if not server.url.startswith(("http://", "https://")):
+            raise ValidationError({"url": "A streamable HTTP server needs its http(s) URL."})
+        if server.command:
+            raise ValidationError({"command": "Only a stdio server has a command."})
+        if server.auth == McpAuth.HEADERS and not secrets.get("headers"):
+            raise ValidationError({"headers": "Static-header auth needs at least one header."})
+        if server.auth == McpAuth.OAUTH_CLIENT_CREDENTIALS and not (
+            server.token_url and server.client_id and secrets.get("client_secret")
+        ):
+            raise ValidationError(
+                {"token_url": "OAuth client credentials need a token URL, a client id and a client secret."}
+            )
+    else:
+        command = server.command
+        if not isinstance(command, list) or not command or not all(isinstance(a, str) and a for a in command):
+            raise ValidationError({"command": "A stdio server needs its command as a list of arguments."})
+        if server.url:
+            raise ValidationError({"url": "A stdio server has no URL."})
+        if server.auth != McpAuth.NONE:
+            raise ValidationError({"auth": "A stdio server takes its credentials from its environment."})
+    if not 1 <= server.timeout_seconds <= 3600:
+        raise ValidationError({"timeout_seconds": "Between 1 second and an hour."})
+
+
+@transaction.atomic
+def mcp_server_create(
+    *,
+    actor: Any,
+    name: str,
+    transport: str,
+    url: str = "",
+    description: str = "",
+    auth: str = McpAuth.NONE,
+    headers: dict[str, str] | None = None,
+    token_url: str = "",
+    client_id: str = "",
+    client_secret: str = "",
+    scope: str = "",
+    command: list[str] | None = None,
+    cwd: str = "",
+    env: dict[str, str] | None = None,
+    timeout_seconds: int = 60,
+    is_active: bool = True,
+) -> McpServer:
+    """Register an MCP server. Its tools appear on /mcp for every key allowed them."""
+    if McpServer.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"An MCP server named '{name}' already exists."})
+    secrets: dict[str, Any] = {}
+    if headers:
+        secrets["headers"] = _mcp_string_map(headers, "headers")
+    if client_secret:
+        secrets["client_secret"] = client_secret
+    if env:
+        secrets["env"] = _mcp_string_map(env, "env")
+    server = McpServer(
+        name=name,
+        description=description,
+        transport=transport,
+        url=url.rstrip("/") if url else "",
+        auth=auth,
+        token_url=token_url,
+        client_id=client_id,
+        scope=scope,
+        command=list(command or []),
+        cwd=cwd,
+        secrets_sealed=sealing.seal(json.dumps(secrets)) if secrets else "",
+        timeout_seconds=int(timeout_seconds),
+        is_active=is_active,
+    )
+    _mcp_server_validate(server, secrets)
+    server.save()
+    audit_record(actor=actor, action="mcp_server.create", target=server, after=_mcp_server_state(server))
+    config_changed()
+    return server
+
+
+
+@transaction.atomic
+def mcp_server_update(
+    *,
+    actor: Any,
+    server: McpServer,
+    url: str | None = None,
+    description: str | None = None,
+    auth: str | None = None,
+    headers: dict[str, str] | None = None,
+    token_url: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    scope: str | None = None,
+    command: list[str] | None = None,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout_seconds: int | None = None,
+    is_active: bool | None = None,
+) -> McpServer:
+    """Change an MCP server; a secret given replaces the stored one, one left out is kept."""
+    before = _mcp_server_state(server)
+    secrets = _mcp_secrets(server)
+    for field, value in (
+        ("url", url),
+        ("description", description),
+        ("auth", auth),
+        ("token_url", token_url),
+        ("client_id", client_id),
+        ("scope", scope),
+        ("cwd", cwd),
+    ):
+        if value is not None:
+            setattr(server, field, value)
+    if command is not None:
+        server.command = list(command)
+    if timeout_seconds is not None:
+        server.timeout_seconds = int(timeout_seconds)
+    if is_active is not None:
+        server.is_active = is_active
+    changed = []
+    if headers is not None:
+        secrets["headers"] = _mcp_string_map(headers, "headers")
+        changed.append("headers")
+    if client_secret is not None:
+        secrets["client_secret"] = client_secret
+        changed.append("client_secret")
+    if env is not None:
+        secrets["env"] = _mcp_string_map(env, "env")
+        changed.append("env")
+    _mcp_server_validate(server, secrets)
+    server.secrets_sealed = sealing.seal(json.dumps(secrets)) if secrets else ""
+    server.save()
+    after = _mcp_server_state(server) | {"secrets_changed": changed}
+    audit_record(actor=actor, action="mcp_server.update", target=server, before=before, after=after)
+    config_changed()
+    return server
+
+
+@transaction.atomic
+def mcp_server_delete(*, actor: Any, server: McpServer) -> None:
+    audit_record(actor=actor, action="mcp_server.delete", target=server, before=_mcp_server_state(server))
+    server.delete()
+    config_changed()
+
+
+def _mcp_patterns(patterns: Any, field: str) -> list[str]:
+    if not isinstance(patterns, list):
+        raise ValidationError({field: "Give a list of tool patterns such as 'files__read_*' or 'github'."})
+    cleaned = []
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not _MCP_PATTERN.match(pattern.strip()):
+            raise ValidationError(
+                {field: f"'{pattern}' is not a tool pattern: use globs over <server>__<tool> names, such as 'files__read_*'."}
+            )
+        cleaned.append(pattern.strip())
+    return cleaned
+
+
+def _mcp_policy_state(policy: McpToolPolicy) -> dict[str, Any]:
+    return {"level": policy.level, "target": str(policy.target), "allowed": policy.allowed, "denied": policy.denied}
+
+
+@transaction.atomic
+def mcp_tool_policy_set(
+    *,
+    actor: Any,
+    level: str,
+    organization: Organization,
+    allowed: list[str],
+    denied: list[str] | None = None,
+    team: Team | None = None,
+    user: Any = None,
+    key: VirtualKey | None = None,
+) -> McpToolPolicy:
+    """Set which MCP tools one level of the chain may use (one policy per target)."""
+    target = _policy_target(level=level, organization=organization, team=team, user=user, key=key)
+    policy = McpToolPolicy.objects.select_for_update().filter(**target).first()
+    before = _mcp_policy_state(policy) if policy else None
+    if policy is None:
+        policy = McpToolPolicy(**target)
+    policy.allowed = _mcp_patterns(allowed, "allowed")
+    policy.denied = _mcp_patterns(denied or [], "denied")
+    policy.save()
+    audit_record(actor=actor, action="mcp_policy.set", target=policy, before=before, after=_mcp_policy_state(policy))
+    config_changed()
+    return policy
+
+
+@transaction.atomic
+def mcp_tool_policy_delete(*, actor: Any, policy: McpToolPolicy) -> None:
+    audit_record(actor=actor, action="mcp_policy.delete", target=policy, before=_mcp_policy_state(policy))
+    policy.delete()
+    config_changed()
+
+
+@transaction.atomic
+def mcp_bundle_set(*, actor: Any, name: str, tools: list[str], description: str = "") -> McpBundle:
+    """Create or change the tool bundle served at /mcp/<name>."""
+    if not re.match(r"^[a-z0-9][a-z0-9-]*$", name or ""):
+        raise ValidationError({"name": "Use lower-case letters, digits and '-'."})
+    patterns = _mcp_patterns(tools, "tools")
+    if not patterns:
+        raise ValidationError({"tools": "A bundle names at least one tool pattern."})
+    bundle = McpBundle.objects.select_for_update().filter(name=name).first()
+    before = {"tools": bundle.tools, "description": bundle.description} if bundle else None
+    if bundle is None:
+        bundle = McpBundle(name=name)
+    bundle.tools = patterns
+    bundle.description = description
+    bundle.save()
+    audit_record(
+        actor=actor, action="mcp_bundle.set", target=bundle, before=before,
+        after={"tools": bundle.tools, "description": bundle.description},
+    )
+    config_changed()
+    return bundle
+
+
+@transaction.atomic
+def mcp_bundle_delete(*, actor: Any, bundle: McpBundle) -> None:
+    audit_record(actor=actor, action="mcp_bundle.delete", target=bundle, before={"tools": bundle.tools})
+    bundle.delete()
+    config_changed()

@@ -20,6 +20,9 @@ from governance.models import (
     Budget,
     BudgetSpend,
     Level,
+    McpBundle,
+    McpServer,
+    McpToolPolicy,
     ModelPrice,
     Organization,
     Provider,
@@ -161,6 +164,7 @@ def snapshot_build() -> dict[str, Any]:
             str(pk): username
             for pk, username in get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username")
         }
+        mcp = mcp_document()
     return {
         "built_at": timezone.now().isoformat(),
         "keys": keys,
@@ -172,7 +176,44 @@ def snapshot_build() -> dict[str, Any]:
         "budgets": budgets,
         "limits": limits,
         "routes": routes,
+        "mcp": mcp,
     }
+
+
+def mcp_document() -> dict[str, Any]:
+    """The MCP gateway's part of the snapshot; secrets stay sealed until a worker opens them."""
+    servers = [
+        {
+            "id": s.id,
+            "name": s.name,
+            "description": s.description,
+            "transport": s.transport,
+            "url": s.url,
+            "auth": s.auth,
+            "token_url": s.token_url,
+            "client_id": s.client_id,
+            "scope": s.scope,
+            "command": list(s.command),
+            "cwd": s.cwd,
+            "secrets_sealed": s.secrets_sealed,
+            "timeout_seconds": s.timeout_seconds,
+        }
+        for s in McpServer.objects.filter(is_active=True).order_by("name")
+    ]
+    policies = [
+        {
+            "level": p.level,
+            "organization_id": p.organization_id,
+            "team_id": p.team_id,
+            "user_id": p.user_id,
+            "key_id": p.key_id,
+            "allowed": list(p.allowed),
+            "denied": list(p.denied),
+        }
+        for p in McpToolPolicy.objects.all().order_by("id")
+    ]
+    bundles = {b.name: list(b.tools) for b in McpBundle.objects.all()}
+    return {"servers": servers, "policies": policies, "bundles": bundles}
 
 
 def snapshot_publish() -> int:

@@ -42,6 +42,12 @@ class RequestLog(models.Model):
     client_disconnected = models.BooleanField(default=False)
     session_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
     user_agent = models.CharField(max_length=300, blank=True, default="")
+    # MCP tool calls (endpoint "mcp_tool_call"): which server and tool, and the
+    # JSON-RPC bytes each way; empty and 0 for model traffic.
+    mcp_server = models.CharField(max_length=40, blank=True, default="", db_index=True)
+    mcp_tool = models.CharField(max_length=200, blank=True, default="")
+    request_bytes = models.BigIntegerField(default=0)
+    response_bytes = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

@@ -5,6 +5,14 @@ from rest_framework.permissions import IsAuthenticated
 from controlplane.api.auth import TokenCreateApi
 from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
 from controlplane.api.keys import KeyApi, KeyDisableApi, KeyEnableApi, KeyRotateApi, KeysApi
+from controlplane.api.mcp import (
+    McpBundleApi,
+    McpBundlesApi,
+    McpPoliciesApi,
+    McpPolicyApi,
+    McpServerApi,
+    McpServersApi,
+)
 from controlplane.api.organizations import OrganizationApi, OrganizationsApi
 from controlplane.api.prices import PricesApi, PriceSetApi
 from controlplane.api.providers import ProviderCredentialApi, ProviderCredentialsApi, ProvidersApi
@@ -59,4 +67,10 @@ urlpatterns = [
     path("prices/", PricesApi.as_view(), name="api-prices"),
     path("prices/<path:model>/", PriceSetApi.as_view(), name="api-price-set"),
     path("reports/", include("controlplane.api.reports")),
+    path("mcp/servers/", McpServersApi.as_view(), name="api-mcp-servers"),
+    path("mcp/servers/<int:server_id>/", McpServerApi.as_view(), name="api-mcp-server"),
+    path("mcp/bundles/", McpBundlesApi.as_view(), name="api-mcp-bundles"),
+    path("mcp/bundles/<slug:name>/", McpBundleApi.as_view(), name="api-mcp-bundle"),
+    path("organizations/<slug:slug>/mcp-policies/", McpPoliciesApi.as_view(), name="api-mcp-policies"),
+    path("mcp-policies/<int:policy_id>/", McpPolicyApi.as_view(), name="api-mcp-policy"),
 ]
