@@ -215,6 +215,11 @@ GATEWAY_UPSTREAM_READ_TIMEOUT = env_float("TOLLGATE_UPSTREAM_READ_TIMEOUT", 600.
 # file per flush, so it batches longer.
 GATEWAY_EVENT_FLUSH_SECONDS = env_float("TOLLGATE_EVENT_FLUSH_SECONDS", 0.05 if REDIS_URL else 0.25)
 GATEWAY_PUBLIC_URL = env("TOLLGATE_GATEWAY_URL", "http://127.0.0.1:8080")
+# MCP gateway: the largest tool result relayed to a client (a larger one is an
+# MCP error, not a truncated answer), and how long a tools/list waits for an
+# upstream that has not connected yet before listing without it.
+MCP_MAX_RESULT_BYTES = env_int("TOLLGATE_MCP_MAX_RESULT_BYTES", 4 * 1024 * 1024)
+MCP_LIST_WAIT_SECONDS = env_float("TOLLGATE_MCP_LIST_WAIT_SECONDS", 5.0)
 CONTROL_PLANE_PUBLIC_URL = env("TOLLGATE_CONTROL_PLANE_URL", "http://127.0.0.1:8000")
 # Budgets and rate limits: Redis (the main one unless set apart), or in-process
 # on the embedded default. When it is unreachable: refuse with 503 (the

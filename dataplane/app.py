@@ -33,6 +33,7 @@ from dataplane.limits import (
     plan_for,
     reservation_nano,
 )
+from dataplane.mcp.gateway import McpGateway
 from dataplane.metrics import Metrics
 from dataplane.refresh import SnapshotHolder
 from dataplane.resp import RedisPipe
@@ -138,11 +139,14 @@ class Gateway:
             redis_prefix=self.config.redis_prefix,
         )
         self.events.start()
+        self.mcp = McpGateway(self, _request_id)
+        await self.mcp.start()
         self.started = True
 
     async def shutdown(self) -> None:
         if not self.started:
             return
+        await self.mcp.stop()
         await self.holder.stop()
         await self.events.close()
         if isinstance(self.events.redis, RedisPipe):
@@ -268,6 +272,9 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
+        if path == "/mcp" or path.startswith("/mcp/"):
+            await self.mcp(scope, receive, send, path)
+            return
         if path.startswith("/anthropic/"):
             path = path[10:]
         route = ROUTES.get(path)
