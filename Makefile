@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := .cache/claude-code/node_modules/.bin/claude
+# Real MCP servers the MCP gateway's tests run behind Tollgate (streamable HTTP and stdio).
+MCP_SERVERS_VERSION := 2026.8.31
+MCP_SERVERS := .cache/mcp-servers/node_modules/.bin/mcp-server-filesystem
 
 .PHONY: run test bench install lint
 
@@ -21,15 +24,22 @@ $(CLAUDE):
 	mkdir -p .cache/claude-code
 	npm install --no-audit --no-fund --prefix .cache/claude-code @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 
+$(MCP_SERVERS):
+	mkdir -p .cache/mcp-servers
+	npm install --no-audit --no-fund --prefix .cache/mcp-servers \
+		@modelcontextprotocol/server-everything@$(MCP_SERVERS_VERSION) \
+		@modelcontextprotocol/server-filesystem@$(MCP_SERVERS_VERSION)
+
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput -v 0
 	$(BIN)/python manage.py serve
 
-test: $(STAMP) $(CLAUDE)
+test: $(STAMP) $(CLAUDE) $(MCP_SERVERS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/mcp_gateway.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check controlplane governance audit ledger dataplane tests bench

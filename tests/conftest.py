@@ -293,3 +293,18 @@ def _fake_gemini() -> Iterator[Any]:
 def gemini_upstream(_fake_gemini: Any) -> Any:
     _fake_gemini.reset()
     return _fake_gemini
+
+
+@pytest.fixture(scope="session")
+def _fake_mcp() -> Iterator[Any]:
+    from tests.fakes.mcp_server import FakeMcpServer
+
+    fake = FakeMcpServer().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def mcp_upstream(_fake_mcp: Any) -> Any:
+    _fake_mcp.reset()
+    return _fake_mcp

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +15,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from governance import services
-from tests.fakes.mcp_server import CLIENT_ID, CLIENT_SECRET, STATIC_TOKEN, FakeMcpServer
+from tests.fakes.mcp_server import CLIENT_ID, CLIENT_SECRET, STATIC_TOKEN
 
 STDIO_SERVER = Path(__file__).resolve().parents[1] / "fakes" / "mcp_stdio.py"
 REVISIONS = ["legacy", "2026-07-28"]
-
-
-@pytest.fixture(scope="session")
-def _fake_mcp() -> Iterator[FakeMcpServer]:
-    fake = FakeMcpServer().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def mcp_upstream(_fake_mcp: FakeMcpServer) -> FakeMcpServer:
-    _fake_mcp.reset()
-    return _fake_mcp
 
 
 @pytest.fixture
