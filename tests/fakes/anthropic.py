@@ -7,6 +7,8 @@ reached the provider. Behaviour is scripted by the conversation:
 
 - the last user message contains ``[[bash: <command>]]`` and a ``Bash`` tool is
   offered → a ``tool_use`` turn calling Bash with that command;
+- ``[[tool: <name> {json input}]]`` and a tool of that name is offered (an MCP
+  tool, say) → a ``tool_use`` turn calling it with that input;
 - the last user message carries a ``tool_result`` → a text answer quoting it;
 - ``thinking`` enabled → a thinking block (with signature) before the text;
 - otherwise a short text answer.
@@ -36,6 +38,7 @@ from aiohttp import web
 
 _ids = itertools.count(1)
 BASH = re.compile(r"\[\[bash:\s*(.+?)\]\]", re.S)
+TOOL = re.compile(r"\[\[tool:\s*(\S+)\s*(\{.*?\})?\s*\]\]", re.S)
 
 
 @dataclass
@@ -247,6 +250,18 @@ class FakeAnthropic:
                     "id": f"toolu_fake{next(_ids):010d}",
                     "name": "Bash",
                     "input": {"command": bash.group(1).strip(), "description": "Run the requested command"},
+                }
+            )
+            return blocks
+        tool = TOOL.search(text)
+        if tool and tool.group(1) in tools:
+            blocks.append({"type": "text", "text": f"I'll call {tool.group(1)}."})
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_fake{next(_ids):010d}",
+                    "name": tool.group(1),
+                    "input": orjson.loads(tool.group(2) or "{}"),
                 }
             )
             return blocks
