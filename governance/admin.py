@@ -20,6 +20,9 @@ from governance import services
 from governance.models import (
     Budget,
     BudgetSpend,
+    McpBundle,
+    McpServer,
+    McpToolPolicy,
     Membership,
     ModelPrice,
     Organization,
@@ -612,3 +615,125 @@ class RouteAdmin(TeamChoicesMixin, admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
         for route in queryset:
             services.route_delete(actor=request.user, route=route)
+
+
+# --- MCP gateway ----------------------------------------------------------------
+
+
+class McpServerForm(forms.ModelForm):
+    # Write-only like a provider credential: the stored secrets are never rendered.
+    headers = forms.JSONField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text='Static headers as JSON, e.g. {"Authorization": "Bearer …"}. Leave empty to keep the current ones.',
+    )
+    client_secret = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="OAuth client secret. Leave empty to keep the current one.",
+    )
+    env = forms.JSONField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="A stdio server's environment as JSON. Leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = McpServer
+        fields = (
+            "name", "description", "transport", "url", "auth", "token_url", "client_id", "scope",
+            "command", "cwd", "timeout_seconds", "is_active",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        # The service's rules, checked here so the form can show them instead of failing on save.
+        data = super().clean()
+        if self.errors:
+            return data
+        stored = services.mcp_server_secrets(self.instance) if self.instance.pk else {}
+        secrets = {
+            "headers": data.get("headers") or stored.get("headers"),
+            "client_secret": data.get("client_secret") or stored.get("client_secret"),
+            "env": data.get("env") or stored.get("env"),
+        }
+        candidate = McpServer(**{f: data.get(f, getattr(self.instance, f)) for f in McpServerForm.Meta.fields})
+        services.mcp_server_validate(candidate, {k: v for k, v in secrets.items() if v})
+        return data
+
+
+@admin.register(McpServer)
+class McpServerAdmin(admin.ModelAdmin):
+    form = McpServerForm
+    list_display = ("name", "transport", "url", "auth", "is_active", "created_at")
+    list_filter = ("transport", "is_active")
+    search_fields = ("name", "url", "description")
+    fields = (*McpServerForm.Meta.fields, "headers", "client_secret", "env")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("name", "transport") if obj else ()
+
+    def save_model(self, request: HttpRequest, obj: McpServer, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        secrets = {
+            "headers": data.get("headers") or None,
+            "client_secret": data.get("client_secret") or None,
+            "env": data.get("env") or None,
+        }
+        values = {f: getattr(obj, f) for f in McpServerForm.Meta.fields if f not in ("name", "transport")}
+        if change:
+            server = services.mcp_server_update(
+                actor=request.user, server=McpServer.objects.get(pk=obj.pk), **values, **secrets
+            )
+        else:
+            server = services.mcp_server_create(
+                actor=request.user, name=obj.name, transport=obj.transport, **values,
+                **{k: v for k, v in secrets.items() if v is not None},
+            )
+        _adopt(obj, server)
+
+    def delete_model(self, request: HttpRequest, obj: McpServer) -> None:
+        services.mcp_server_delete(actor=request.user, server=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for server in queryset:
+            services.mcp_server_delete(actor=request.user, server=server)
+
+
+class McpToolPolicyForm(ScopedPolicyForm):
+    class Meta:
+        model = McpToolPolicy
+        fields = ("level", "organization", "team", "user", "key", "allowed", "denied")
+
+
+@admin.register(McpToolPolicy)
+class McpToolPolicyAdmin(ScopedPolicyAdmin):
+    form = McpToolPolicyForm
+    list_display = ("level", "organization", "team", "user", "key", "allowed", "denied")
+    identity = ("level", "organization", "team", "user", "key")
+
+    def save_model(self, request: HttpRequest, obj: McpToolPolicy, form: Any, change: bool) -> None:
+        policy = services.mcp_tool_policy_set(
+            actor=request.user, level=obj.level, organization=obj.organization, team=obj.team, user=obj.user,
+            key=obj.key, allowed=obj.allowed, denied=obj.denied,
+        )
+        _adopt(obj, policy)
+
+    delete_service = staticmethod(services.mcp_tool_policy_delete)
+    delete_arg = "policy"
+
+
+@admin.register(McpBundle)
+class McpBundleAdmin(admin.ModelAdmin):
+    list_display = ("name", "tools", "description")
+    fields = ("name", "description", "tools")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("name",) if obj else ()
+
+    def save_model(self, request: HttpRequest, obj: McpBundle, form: Any, change: bool) -> None:
+        bundle = services.mcp_bundle_set(actor=request.user, name=obj.name, tools=obj.tools, description=obj.description)
+        _adopt(obj, bundle)
+
+    def delete_model(self, request: HttpRequest, obj: McpBundle) -> None:
+        services.mcp_bundle_delete(actor=request.user, bundle=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for bundle in queryset:
+            services.mcp_bundle_delete(actor=request.user, bundle=bundle)

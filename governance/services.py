@@ -690,7 +690,7 @@ _MCP_PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!/-]+$")
 def _mcp_server_state(server: McpServer) -> dict[str, Any]:
     # Secrets never enter the audit trail: only the names of the headers and
     # environment variables, so a reviewer sees what changed.
-    secrets = _mcp_secrets(server)
+    secrets = mcp_server_secrets(server)
     return {
         "name": server.name,
         "transport": server.transport,
@@ -708,7 +708,8 @@ def _mcp_server_state(server: McpServer) -> dict[str, Any]:
     }
 
 
-def _mcp_secrets(server: McpServer) -> dict[str, Any]:
+def mcp_server_secrets(server: McpServer) -> dict[str, Any]:
+    """The server's sealed secrets, opened (for validation and the audit's header names)."""
     return json.loads(sealing.unseal(server.secrets_sealed) or "{}")
 
 
@@ -718,7 +719,8 @@ def _mcp_string_map(value: Any, field: str) -> dict[str, str]:
     return dict(value)
 
 
-def _mcp_server_validate(server: McpServer, secrets: dict[str, Any]) -> None:
+def mcp_server_validate(server: McpServer, secrets: dict[str, Any]) -> None:
+    """Raise a ValidationError naming the field when ``server`` with ``secrets`` cannot work."""
     if not _MCP_NAME.match(server.name or ""):
         raise ValidationError(
             {"name": "Use lower-case letters, digits, '-' and single '_' (tools are named <server>__<tool>)."}
@@ -797,7 +799,7 @@ def mcp_server_create(
         timeout_seconds=int(timeout_seconds),
         is_active=is_active,
     )
-    _mcp_server_validate(server, secrets)
+    mcp_server_validate(server, secrets)
     server.save()
     audit_record(actor=actor, action="mcp_server.create", target=server, after=_mcp_server_state(server))
     config_changed()
@@ -826,7 +828,7 @@ def mcp_server_update(
 ) -> McpServer:
     """Change an MCP server; a secret given replaces the stored one, one left out is kept."""
     before = _mcp_server_state(server)
-    secrets = _mcp_secrets(server)
+    secrets = mcp_server_secrets(server)
     for field, value in (
         ("url", url),
         ("description", description),
@@ -854,7 +856,7 @@ def mcp_server_update(
     if env is not None:
         secrets["env"] = _mcp_string_map(env, "env")
         changed.append("env")
-    _mcp_server_validate(server, secrets)
+    mcp_server_validate(server, secrets)
     server.secrets_sealed = sealing.seal(json.dumps(secrets)) if secrets else ""
     server.save()
     after = _mcp_server_state(server) | {"secrets_changed": changed}
