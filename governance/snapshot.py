@@ -182,24 +182,7 @@ def snapshot_build() -> dict[str, Any]:
 
 def mcp_document() -> dict[str, Any]:
     """The MCP gateway's part of the snapshot; secrets stay sealed until a worker opens them."""
-    servers = [
-        {
-            "id": s.id,
-            "name": s.name,
-            "description": s.description,
-            "transport": s.transport,
-            "url": s.url,
-            "auth": s.auth,
-            "token_url": s.token_url,
-            "client_id": s.client_id,
-            "scope": s.scope,
-            "command": list(s.command),
-            "cwd": s.cwd,
-            "secrets_sealed": s.secrets_sealed,
-            "timeout_seconds": s.timeout_seconds,
-        }
-        for s in McpServer.objects.filter(is_active=True).order_by("name")
-    ]
+    servers = [mcp_server_document(s) for s in McpServer.objects.filter(is_active=True).order_by("name")]
     policies = [
         {
             "level": p.level,
@@ -228,3 +211,21 @@ def snapshot_publish() -> int:
         except Exception:
             log.warning("snapshot change notice not sent", exc_info=True)
     return version
+
+
+def mcp_server_document(s: McpServer) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "name": s.name,
+        "description": s.description,
+        "transport": s.transport,
+        "url": s.url,
+        "auth": s.auth,
+        "token_url": s.token_url,
+        "client_id": s.client_id,
+        "scope": s.scope,
+        "command": list(s.command),
+        "cwd": s.cwd,
+        "secrets_sealed": s.secrets_sealed,
+        "timeout_seconds": s.timeout_seconds,
+    }

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from controlplane.api.pagination import paginated_response
 from governance import access, selectors, services
+from governance.mcp_health import mcp_server_check
 from governance.models import Level, McpAuth, McpBundle, McpServer, McpTransport
 
 
@@ -122,6 +123,26 @@ class McpServerApi(APIView):
         access.platform_admin_require(user=request.user)
         services.mcp_server_delete(actor=request.user, server=get_object_or_404(McpServer, pk=server_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class McpServerCheckApi(APIView):
+    """Connect to the server as a data-plane worker would and list its tools."""
+
+    class OutputSerializer(serializers.Serializer):
+        healthy = serializers.BooleanField()
+        protocol_version = serializers.CharField()
+        tools = serializers.ListField(child=serializers.CharField(), help_text="As served: <server>__<tool>.")
+        latency_ms = serializers.FloatField(allow_null=True)
+        error = serializers.CharField()
+
+        class Meta:
+            ref_name = "McpServerCheck"
+
+    @extend_schema(request=None, responses=OutputSerializer)
+    def post(self, request: Request, server_id: int) -> Response:
+        access.platform_admin_require(user=request.user)
+        server = get_object_or_404(McpServer, pk=server_id)
+        return Response(self.OutputSerializer(mcp_server_check(server=server)).data)
 
 
 class McpPolicyOutputSerializer(serializers.Serializer):

@@ -11,6 +11,7 @@ from controlplane.api.mcp import (
     McpPoliciesApi,
     McpPolicyApi,
     McpServerApi,
+    McpServerCheckApi,
     McpServersApi,
 )
 from controlplane.api.organizations import OrganizationApi, OrganizationsApi
@@ -69,6 +70,7 @@ urlpatterns = [
     path("reports/", include("controlplane.api.reports")),
     path("mcp/servers/", McpServersApi.as_view(), name="api-mcp-servers"),
     path("mcp/servers/<int:server_id>/", McpServerApi.as_view(), name="api-mcp-server"),
+    path("mcp/servers/<int:server_id>/check/", McpServerCheckApi.as_view(), name="api-mcp-server-check"),
     path("mcp/bundles/", McpBundlesApi.as_view(), name="api-mcp-bundles"),
     path("mcp/bundles/<slug:name>/", McpBundleApi.as_view(), name="api-mcp-bundle"),
     path("organizations/<slug:slug>/mcp-policies/", McpPoliciesApi.as_view(), name="api-mcp-policies"),

@@ -75,6 +75,30 @@ class ClientCredentials(httpx2.Auth):
             yield request
 
 
+def open_transport(c: ServerConfig, log_dir: Path) -> tuple[Any, Any]:
+    """The SDK transport to one server, and what to close after it (its HTTP client or stderr file)."""
+    if c.transport == "stdio":
+        log_dir.mkdir(parents=True, exist_ok=True)
+        # The server's stderr goes to its own file, not the worker's log.
+        errlog = open(log_dir / f"mcp-{c.name}.stderr.log", "a")  # noqa: SIM115 (closed with the session)
+        params = StdioServerParameters(command=c.command[0], args=list(c.command[1:]), env=c.env or None, cwd=c.cwd or None)
+        return stdio_client(params, errlog=errlog), errlog
+    auth = ClientCredentials(c) if c.auth == "oauth_client_credentials" else None
+    http = httpx2.AsyncClient(
+        headers=c.headers if c.auth == "headers" else None,
+        auth=auth,
+        timeout=httpx2.Timeout(c.timeout_seconds, connect=5.0),
+    )
+    return streamable_http_client(c.url, http_client=http), http
+
+
+async def close_resource(resource: Any) -> None:
+    with contextlib.suppress(Exception):
+        result = (getattr(resource, "aclose", None) or resource.close)()
+        if asyncio.iscoroutine(result):
+            await result
+
+
 class Upstream:
     def __init__(self, config: ServerConfig, log_dir: Path) -> None:
         self.config = config
@@ -97,28 +121,10 @@ class Upstream:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
-    def _transport(self) -> Any:
-        c = self.config
-        if c.transport == "stdio":
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            # The server's stderr goes to its own file, not the worker's log.
-            errlog = open(self.log_dir / f"mcp-{c.name}.stderr.log", "a")  # noqa: SIM115 (closed with the session)
-            params = StdioServerParameters(
-                command=c.command[0], args=list(c.command[1:]), env=c.env or None, cwd=c.cwd or None
-            )
-            return stdio_client(params, errlog=errlog), errlog
-        auth = ClientCredentials(c) if c.auth == "oauth_client_credentials" else None
-        http = httpx2.AsyncClient(
-            headers=c.headers if c.auth == "headers" else None,
-            auth=auth,
-            timeout=httpx2.Timeout(c.timeout_seconds, connect=5.0),
-        )
-        return streamable_http_client(c.url, http_client=http), http
-
     async def _supervise(self) -> None:
         attempt = 0
         while True:
-            transport, resource = self._transport()
+            transport, resource = open_transport(self.config, self.log_dir)
             try:
                 async with Client(
                     transport, read_timeout_seconds=self.config.timeout_seconds, cache=None,
@@ -146,11 +152,7 @@ class Upstream:
                 self.client = None
                 self.healthy = False
                 self._broken.clear()
-                with contextlib.suppress(Exception):
-                    close = getattr(resource, "aclose", None) or resource.close
-                    result = close()
-                    if asyncio.iscoroutine(result):
-                        await result
+                await close_resource(resource)
             # Whoever waits for the first connection gets an answer now, not at its timeout.
             self._ready.set()
             self.restarts += 1

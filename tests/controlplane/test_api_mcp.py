@@ -118,3 +118,32 @@ def test_it_sets_a_bundle(client_for, alice, committed_snapshot) -> None:
     assert config.filter_for(1, None, None, 1, "review").permits("github__get_issue")
     assert not config.filter_for(1, None, None, 1, "review").permits("github__create_issue")
     assert client_for(alice).delete("/api/v1/mcp/bundles/review/").status_code == 204
+
+
+def test_it_checks_a_server_by_listing_its_tools(client_for, alice, mcp_upstream) -> None:
+    from tests.fakes.mcp_server import STATIC_TOKEN
+
+    good = services.mcp_server_create(
+        actor=alice, name="files", transport="http", url=mcp_upstream.url, auth="headers",
+        headers={"Authorization": f"Bearer {STATIC_TOKEN}"},
+    )
+    response = client_for(alice).post(f"{SERVERS}{good.id}/check/")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["healthy"] is True and "files__read_file" in body["tools"] and body["error"] == ""
+    wrong = services.mcp_server_create(
+        actor=alice, name="wrong", transport="http", url=mcp_upstream.url, auth="headers",
+        headers={"Authorization": "Bearer not-the-token"},
+    )
+    refused = client_for(alice).post(f"{SERVERS}{wrong.id}/check/").json()
+    assert refused["healthy"] is False and refused["tools"] == [] and refused["error"]
+
+
+def test_it_checks_a_stdio_server(client_for, alice) -> None:
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "fakes" / "mcp_stdio.py"
+    server = services.mcp_server_create(actor=alice, name="notes", transport="stdio", command=[sys.executable, str(script)])
+    body = client_for(alice).post(f"{SERVERS}{server.id}/check/").json()
+    assert body["healthy"] is True and "notes__read_note" in body["tools"]
