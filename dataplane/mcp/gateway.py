@@ -33,7 +33,10 @@ import orjson
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel.server import Server
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import (
+    DEFAULT_SESSION_IDLE_TIMEOUT,
+    StreamableHTTPSessionManager,
+)
 from mcp.shared.exceptions import MCPError
 
 from dataplane.errors import GatewayError
@@ -60,6 +63,8 @@ EXCLUDE_HEADER = b"x-tollgate-mcp-exclude"
 _AUTH_HEADERS = (b"x-tollgate-key", b"x-api-key", b"authorization")
 SESSION_HEADER = b"mcp-session-id"
 WATCH_SECONDS = 0.2
+# The SDK's own idle timeout for a session with no request in flight.
+SESSION_IDLE_SECONDS = DEFAULT_SESSION_IDLE_TIMEOUT + 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,8 @@ class McpGateway:
         self.manager: StreamableHTTPSessionManager
         self._live: set[_Live] = set()
         self._sessions: dict[str, tuple[int, dict[bytes, bytes]]] = {}
+        # When each session last saw a request: the SDK ends idle ones on its own, and so we forget them.
+        self._session_seen: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._running = asyncio.Event()
@@ -142,9 +149,12 @@ class McpGateway:
                 for live in list(self._live):
                     if not self._admitted(live.credentials):
                         live.cancel.cancel()
+                idle_before = time.monotonic() - SESSION_IDLE_SECONDS
                 for session_id, (key_id, credentials) in list(self._sessions.items()):
                     if not self._admitted(credentials):
                         await self._end_session(session_id, key_id)
+                    elif self._session_seen.get(session_id, 0.0) < idle_before:
+                        self._forget(session_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -167,9 +177,13 @@ class McpGateway:
             return False
         return True
 
+    def _forget(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+        self._session_seen.pop(session_id, None)
+
     async def _end_session(self, session_id: str, key_id: int) -> None:
         """Terminate a session the way a client would (DELETE), so the SDK tears it down."""
-        self._sessions.pop(session_id, None)
+        self._forget(session_id)
         scope: dict[str, Any] = {
             "type": "http", "method": "DELETE", "path": "/mcp", "raw_path": b"/mcp", "query_string": b"",
             "headers": [(SESSION_HEADER, session_id.encode()), (b"mcp-protocol-version", b"2025-11-25")],
@@ -224,10 +238,15 @@ class McpGateway:
                 for name, value in message.get("headers", []):
                     if name.lower() == SESSION_HEADER:
                         self._sessions[value.decode("latin-1")] = (key.id, credentials)
+                        self._session_seen[value.decode("latin-1")] = time.monotonic()
             await send(message)
 
-        if scope["method"] == "DELETE" and not opening:
-            self._sessions.pop(headers[SESSION_HEADER].decode("latin-1"), None)
+        if not opening:
+            session = headers[SESSION_HEADER].decode("latin-1")
+            if scope["method"] == "DELETE":
+                self._forget(session)
+            elif session in self._sessions:
+                self._session_seen[session] = time.monotonic()
         self._live.add(live)
         try:
             with live.cancel:
