@@ -18,10 +18,12 @@ from dataplane.errors import GatewayError, anthropic_sse_error
 from dataplane.exchange import Exchange
 from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body, send_response
+from dataplane.model_ids import checked, segment
 from dataplane.providers.anthropic import (
     DROP_RESPONSE,
     SSEUsageScanner,
     upstream_headers,
+    upstream_query,
     usage_from_json,
 )
 from dataplane.providers.base import AnthropicRequest, ProviderConfig
@@ -54,6 +56,7 @@ def _parse_request(body: bytes) -> dict[str, Any]:
     model = doc.get("model")
     if not isinstance(model, str) or not model:
         raise GatewayError(400, "model: Field required (a model id such as 'claude-sonnet-4-5').", retry=False)
+    checked(model)
     return doc
 
 
@@ -129,7 +132,7 @@ def _fallbacks(headers: dict[bytes, bytes]) -> list[str]:
     raw = headers.get(b"x-tollgate-fallbacks")
     if not raw:
         return []
-    return [m.strip() for m in raw.decode("latin-1").split(",") if m.strip()][:5]
+    return [checked(m.strip(), "x-tollgate-fallbacks") for m in raw.decode("latin-1").split(",") if m.strip()][:5]
 
 
 async def models(
@@ -142,8 +145,13 @@ async def models(
     if path.startswith("/anthropic/"):
         path = path[10:]
     if path != "/v1/models":
-        x.model = path.rsplit("/", 1)[-1]
+        # The path was percent-decoded already: "..%2F" arrives as "../".
+        model_id = path[len("/v1/models/") :]
+        if "/" in model_id or not model_id:
+            raise GatewayError(404, f"Tollgate has no route GET {scope['path']}.", retry=False)
+        x.model = checked(model_id)
         _check_model(x.key, x.model)
+        path = "/v1/models/" + segment(model_id)
     await relay(gw, scope, receive, send, x, "GET", path, None)
 
 
@@ -174,8 +182,8 @@ async def relay(
 ) -> None:
     provider = x.provider
     assert provider is not None
-    query = scope.get("query_string") or b""
-    url = provider.base_url + path + ("?" + query.decode("latin-1") if query else "")
+    query = upstream_query(scope.get("query_string") or b"")
+    url = provider.base_url + path + ("?" + query if query else "")
     hdrs = upstream_headers(provider, scope["headers"])
     watcher = gw.watch_disconnect(receive, x)
     try:

@@ -21,6 +21,7 @@ from dataplane.errors import GatewayError
 from dataplane.exchange import Exchange
 from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body, send_response
+from dataplane.model_ids import checked, segment
 from dataplane.providers.base import AnthropicRequest, Outbound, Target
 from dataplane.reshape import ViaAnthropic
 from dataplane.routing import MIN_ATTEMPTS, Plan
@@ -112,7 +113,7 @@ class _GeminiPassThrough:
 class _GeminiNative:
     async def build(self, target: Target, request: GeminiRequest) -> Outbound:
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
-        url = f"{target.provider.base_url}/v1beta/models/{target.model}:{method}"
+        url = f"{target.provider.base_url}/v1beta/models/{segment(target.model)}:{method}"
         headers = {"x-goog-api-key": target.provider.credential, "content-type": "application/json"}
         return Outbound("POST", url, headers, orjson.dumps(request.doc))
 
@@ -156,6 +157,7 @@ async def generate(
     model, _, method = tail.partition(":")
     if method not in ("generateContent", "streamGenerateContent", "countTokens") or not model:
         raise GatewayError(404, f"Tollgate has no Gemini method '{method or tail}'.")
+    checked(model)
     raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"))
     body = decode_body(raw, headers.get(b"content-encoding"), gw.config.max_body_bytes)
     try:

@@ -19,6 +19,7 @@ from dataplane.errors import GatewayError, anthropic_error_to_openai
 from dataplane.exchange import Exchange
 from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body
+from dataplane.model_ids import checked
 from dataplane.openai_ingress import OPENAI_FAMILY, plan_named
 from dataplane.providers.base import AnthropicRequest, Outbound, Target
 from dataplane.reshape import ViaAnthropic
@@ -150,6 +151,7 @@ async def responses(
     model = doc.get("model")
     if not isinstance(model, str) or not model:
         raise GatewayError(400, "you must provide a model parameter (e.g. 'anthropic/claude-sonnet-4-6').", retry=False)
+    checked(model)
     if "input" not in doc:
         raise GatewayError(400, "input: a string or a list of input items is required.", retry=False)
     x.model = model

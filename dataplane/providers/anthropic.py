@@ -8,35 +8,31 @@ https://docs.anthropic.com/en/docs/build-with-claude/streaming
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
 from dataplane.usage import Usage
 
-# Never forwarded upstream: the client's credentials, hop-by-hop headers, and
-# what aiohttp sets itself.
-_DROP_REQUEST = frozenset(
+# Forwarded upstream: what Anthropic's API and its clients (the SDKs, Claude
+# Code) use, and nothing else. The caller's credentials, cookies, hop-by-hop
+# and proxy headers (X-Forwarded-*, Forwarded, Via: our own users' addresses),
+# Tollgate's own x-tollgate-* controls and anything unknown stay here.
+_FORWARD_REQUEST = frozenset(
     {
-        b"host",
-        b"content-length",
-        b"authorization",
-        b"x-api-key",
-        b"x-goog-api-key",
-        b"x-tollgate-key",
-        b"connection",
-        b"keep-alive",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"expect",
-        b"accept-encoding",
-        b"cookie",
-        b"x-tollgate-fallbacks",
+        b"content-type",
+        b"content-encoding",
+        b"accept",
+        b"user-agent",
+        b"x-app",
+        b"x-claude-code-session-id",
+        b"x-client-request-id",
+        b"idempotency-key",
     }
 )
+_FORWARD_PREFIXES = (b"anthropic-", b"x-stainless-")
+# Query parameters Anthropic's API takes on the routes we relay.
+_FORWARD_QUERY = frozenset({"beta", "limit", "before_id", "after_id"})
 
 # Never relayed back: hop-by-hop, framing we redo, and the upstream's own
 # server identity (uvicorn writes date and server).
@@ -59,12 +55,22 @@ def upstream_headers(provider: Any, client_headers: list[tuple[bytes, bytes]]) -
     out = {
         k.decode("latin-1"): v.decode("latin-1")
         for k, v in client_headers
-        if k not in _DROP_REQUEST
+        if k in _FORWARD_REQUEST or k.startswith(_FORWARD_PREFIXES)
     }
+    out.pop("anthropic-api-key", None)
     out["x-api-key"] = provider.credential
     if "anthropic-version" not in out:
         out["anthropic-version"] = "2023-06-01"
     return out
+
+
+def upstream_query(raw: bytes) -> str:
+    """The caller's query string, reduced to the parameters Anthropic takes
+    (``?beta=true`` from Claude Code), each re-encoded."""
+    if not raw or raw == b"beta=true":
+        return raw.decode("latin-1")
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    return urlencode([(k, v) for k, v in pairs if k in _FORWARD_QUERY])
 
 
 def usage_from_json(body: bytes) -> Usage:
@@ -176,7 +182,7 @@ class AnthropicNative:
         from dataplane.providers.base import Outbound
 
         path = "/v1/messages" if request.endpoint == "messages" else "/v1/messages/count_tokens"
-        query = request.query.decode("latin-1")
+        query = upstream_query(request.query)
         url = target.provider.base_url + path + ("?" + query if query else "")
         headers = upstream_headers(target.provider, request.headers)
         body = request.raw

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import orjson
 
+from dataplane.model_ids import segment
 from dataplane.providers.base import AnthropicRequest, EstimatedCount, Outbound, Target
 from dataplane.providers.translated import Translated
 from dataplane.translation.gemini import (
@@ -46,7 +47,7 @@ class GeminiApi:
     async def build(self, target: Target, request: AnthropicRequest) -> Outbound:
         base = target.provider.base_url or DEFAULT_BASE
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
-        url = f"{base}/v1beta/models/{target.model}:{method}"
+        url = f"{base}/v1beta/models/{segment(target.model)}:{method}"
         body = anthropic_request_to_gemini(request.doc)
         headers = {"x-goog-api-key": target.provider.credential, "content-type": "application/json"}
         return Outbound("POST", url, headers, orjson.dumps(body))

@@ -17,10 +17,18 @@ estimate (``estimated: true``).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
-from dataplane.providers.base import AnthropicRequest, EstimatedCount, Outbound, Target
+from dataplane.model_ids import segment
+from dataplane.providers.base import (
+    AnthropicRequest,
+    EstimatedCount,
+    Outbound,
+    ProviderConfig,
+    Target,
+)
 from dataplane.providers.translated import Translated, usage_into
 from dataplane.translation import (
     OpenAIToAnthropicStream,
@@ -42,25 +50,34 @@ _ERROR_TYPES = {
 }
 
 
+def chat_endpoint(provider: ProviderConfig, model: str) -> tuple[str, dict[str, str]]:
+    """The Chat Completions URL and credential headers; Azure names the
+    deployment in the path, so the model goes in as one quoted segment."""
+    if provider.kind == "azure_openai":
+        version = quote(str(provider.settings.get("api_version", "2024-10-21")), safe="-.")
+        url = f"{provider.base_url}/openai/deployments/{segment(model)}/chat/completions?api-version={version}"
+        return url, {"api-key": provider.credential, "content-type": "application/json"}
+    return f"{provider.base_url}/chat/completions", {
+        "authorization": f"Bearer {provider.credential}",
+        "content-type": "application/json",
+    }
+
+
 class OpenAIChat:
     local_count_tokens = True
 
     async def build(self, target: Target, request: AnthropicRequest) -> Outbound:
         provider = target.provider
         settings = provider.settings
-        if provider.kind == "azure_openai":
-            version = settings.get("api_version", "2024-10-21")
-            url = f"{provider.base_url}/openai/deployments/{target.model}/chat/completions?api-version={version}"
-            headers = {"api-key": provider.credential}
-        else:
-            url = f"{provider.base_url}/chat/completions"
-            headers = {"authorization": f"Bearer {provider.credential}"}
-        headers["content-type"] = "application/json"
+        url, headers = chat_endpoint(provider, target.model)
         body = anthropic_request_to_openai(
             request.doc,
             model=target.model,
             reasoning=bool(settings.get("reasoning")),
             max_tokens_field=settings.get("max_tokens_field", "max_completion_tokens" if provider.kind != "openai_compatible" else "max_tokens"),
+            # Claude Code's metadata.user_id identifies the engineer's machine: a
+            # third party gets it only when the provider is configured to.
+            user=bool(settings.get("send_user_id")),
         )
         return Outbound("POST", url, headers, orjson.dumps(body))
 
@@ -145,15 +162,7 @@ class OpenAINative:
     with the served model and Tollgate's credential."""
 
     async def build(self, target: Target, request: Any) -> Outbound:
-        provider = target.provider
-        if provider.kind == "azure_openai":
-            version = provider.settings.get("api_version", "2024-10-21")
-            url = f"{provider.base_url}/openai/deployments/{target.model}/chat/completions?api-version={version}"
-            headers = {"api-key": provider.credential}
-        else:
-            url = f"{provider.base_url}/chat/completions"
-            headers = {"authorization": f"Bearer {provider.credential}"}
-        headers["content-type"] = "application/json"
+        url, headers = chat_endpoint(target.provider, target.model)
         doc = dict(request.doc)
         doc["model"] = target.model
         if request.stream:

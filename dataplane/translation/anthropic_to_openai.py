@@ -181,12 +181,14 @@ def anthropic_request_to_openai(
     reasoning: bool = False,
     max_tokens_field: str = "max_tokens",
     dropped: list[str] | None = None,
+    user: bool = True,
 ) -> JSON:
     """A Messages API request as a Chat Completions request.
 
     ``model`` overrides the model name; ``reasoning`` says the target accepts
     ``reasoning_effort`` (otherwise ``thinking`` is dropped);
-    ``max_tokens_field`` is ``"max_tokens"`` or ``"max_completion_tokens"``.
+    ``max_tokens_field`` is ``"max_tokens"`` or ``"max_completion_tokens"``;
+    ``user=False`` keeps ``metadata.user_id`` (a device id) to ourselves.
     Fields without an equivalent are left out and, when ``dropped`` is a list,
     named in it.
     """
@@ -245,7 +247,7 @@ def anthropic_request_to_openai(
 
     metadata = body.get("metadata")
     if isinstance(metadata, dict):
-        if metadata.get("user_id"):
+        if metadata.get("user_id") and user:
             out["user"] = metadata["user_id"]
         if dropped is not None:
             dropped.extend(f"metadata.{k}" for k in metadata if k != "user_id")

@@ -16,7 +16,8 @@ reached the provider. Behaviour is scripted by the conversation:
 Failures are queued with ``fail_next`` (status + Anthropic error body, with
 ``x-should-retry``/``retry-after`` where the real API sends them) or
 ``cut_next_stream`` (the connection drops mid-stream). ``event_delay`` slows a
-stream down so a test can disconnect in the middle of one.
+stream down so a test can disconnect in the middle of one; ``hang_before_answer``
+and ``gap_mid_stream`` make a provider that hangs, or thinks silently.
 
 Run standalone for benchmarks: ``python -m tests.fakes.anthropic --port 9100``.
 """
@@ -93,6 +94,10 @@ class FakeAnthropic:
         self.failures: list[Failure] = []
         self.cut_streams = 0
         self.event_delay = 0.0
+        # A hung provider: seconds before answering at all (headers included),
+        # and a silent gap in the middle of a stream (after its 3rd event).
+        self.hang_before_answer = 0.0
+        self.gap_mid_stream = 0.0
         self.port = 0
         self.streams_cancelled = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,6 +117,8 @@ class FakeAnthropic:
             self.failures.clear()
             self.cut_streams = 0
             self.event_delay = 0.0
+            self.hang_before_answer = 0.0
+            self.gap_mid_stream = 0.0
             self.streams_cancelled = 0
             self.extra_keys = set()
 
@@ -134,6 +141,9 @@ class FakeAnthropic:
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/v1/models/{model_id}", self.model)
+        # Anything else (batches, files, organizations…) is recorded and refused
+        # as the real API does, so a test sees every path that reached a provider.
+        app.router.add_route("*", "/{tail:.*}", self.unknown)
         return app
 
     def start(self) -> FakeAnthropic:
@@ -200,6 +210,10 @@ class FakeAnthropic:
         if raw and body is None:
             return rec, self._error(400, "invalid_request_error", "There was an issue with the JSON body")
         return rec, None
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        _, refusal = await self._record(request)
+        return refusal or self._error(404, "not_found_error", f"Not found: {request.path}")
 
     async def count_tokens(self, request: web.Request) -> web.Response:
         rec, refusal = await self._record(request)
@@ -285,6 +299,8 @@ class FakeAnthropic:
         body = rec.body
         if not isinstance(body, dict) or "model" not in body or "max_tokens" not in body:
             return self._error(400, "invalid_request_error", "max_tokens: Field required")
+        if self.hang_before_answer:
+            await asyncio.sleep(self.hang_before_answer)
         blocks = self._plan(body)
         usage = self._usage(body)
         output_tokens = sum(len(orjson.dumps(b)) // 8 + 1 for b in blocks)
@@ -320,6 +336,8 @@ class FakeAnthropic:
                     request.transport.close()  # type: ignore[union-attr]
                     return response
                 await response.write(event)
+                if i == 2 and self.gap_mid_stream:
+                    await asyncio.sleep(self.gap_mid_stream)
                 if self.event_delay:
                     await asyncio.sleep(self.event_delay)
         except (ConnectionResetError, asyncio.CancelledError):

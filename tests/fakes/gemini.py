@@ -51,6 +51,7 @@ class FakeGemini:
             asyncio.set_event_loop(loop)
             app = web.Application(client_max_size=64 * 1024 * 1024)
             app.router.add_post(r"/v1beta/models/{model}:{method}", self.generate)
+            app.router.add_route("*", "/{tail:.*}", self.unknown)
             runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -75,6 +76,13 @@ class FakeGemini:
     def _error(status: int, google_status: str, message: str) -> web.Response:
         body = {"error": {"code": status, "message": message, "status": google_status}}
         return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        """Recorded and refused: a test sees every path that reached the provider."""
+        raw = await request.read()
+        with self._lock:
+            self.received.append(Received(request.method, request.path, request.query_string, dict(request.headers), raw, None))
+        return self._error(404, "NOT_FOUND", f"Unknown path {request.path}")
 
     @staticmethod
     def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -64,6 +64,7 @@ class FakeOpenAI:
             app = web.Application(client_max_size=64 * 1024 * 1024)
             app.router.add_post("/v1/chat/completions", self.chat)
             app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.chat)
+            app.router.add_route("*", "/{tail:.*}", self.unknown)
             runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -88,6 +89,13 @@ class FakeOpenAI:
     def _error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
         body = {"error": {"message": message, "type": error_type, "param": None, "code": error_type}}
         return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers or {})
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        """Recorded and refused: a test sees every path that reached the provider."""
+        raw = await request.read()
+        with self._lock:
+            self.received.append(Received(request.method, request.path, request.query_string, dict(request.headers), raw, None))
+        return self._error(404, "invalid_request_error", f"Unknown path {request.path}")
 
     def _plan(self, body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         messages = body.get("messages") or []

@@ -1,0 +1,47 @@
+"""Model names from callers: what the gateway accepts, and how one goes into a URL.
+
+A model name is client text that ends up in provider URLs (Gemini's
+``/models/{model}:generateContent``, Azure's ``/deployments/{model}/``,
+Anthropic's ``/v1/models/{id}``) next to Tollgate's own credential. So every
+name is checked once at ingress against a closed character set, and every URL
+is built with ``segment()``, never by pasting the name in: ``..``, ``%``,
+``?``, ``#``, whitespace and control characters can't reach a provider path.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from dataplane.errors import GatewayError
+
+MAX_LENGTH = 256
+# Letters, digits and the punctuation real model ids use: Bedrock ARNs and
+# profiles (``:`` ``/``), Vertex versions (``@``), OpenAI-compatible names
+# (``org/model``, ``+``), Claude Code's context suffix (``[1m]``).
+_ALLOWED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+\-\[\]]*")
+
+
+def invalid(name: str) -> str | None:
+    """Why ``name`` is not an acceptable model name, or None."""
+    if len(name) > MAX_LENGTH:
+        return f"a model name is at most {MAX_LENGTH} characters"
+    if not _ALLOWED.fullmatch(name):
+        return "a model name has letters, digits and . _ : @ / + - [ ] only"
+    if "/" in name and any(part in ("", ".", "..") for part in name.split("/")):
+        return "a model name has no empty, '.' or '..' parts between slashes"
+    return None
+
+
+def checked(name: str, where: str = "model") -> str:
+    """``name`` if acceptable, else a 400 that says what is wrong with it."""
+    reason = invalid(name)
+    if reason is not None:
+        shown = name[:80].encode("unicode_escape").decode("ascii")
+        raise GatewayError(400, f"{where}: '{shown}' is not a model name ({reason}).", retry=False)
+    return name
+
+
+def segment(name: str) -> str:
+    """One URL path segment: nothing in it can end the segment, the path or the query."""
+    return quote(name, safe="-._~@")
