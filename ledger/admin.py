@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from ledger.models import RequestLog
+from ledger.models import RequestLog, UsageDeadLetter
 
 
 @admin.register(RequestLog)
@@ -37,4 +37,19 @@ class RequestLogAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(UsageDeadLetter)
+class UsageDeadLetterAdmin(admin.ModelAdmin):
+    """Events the writer set aside: read them, fix the cause, then delete them here."""
+
+    list_display = ("created_at", "request_id", "error")
+    search_fields = ("request_id", "error")
+    readonly_fields = ("created_at", "request_id", "payload", "error")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

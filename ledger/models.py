@@ -117,3 +117,21 @@ class RollupCursor(models.Model):
     seen_id = models.BigIntegerField(default=0)
     rescan_from_id = models.BigIntegerField(default=0)
     swept_at = models.DateTimeField(null=True)
+
+
+class UsageDeadLetter(models.Model):
+    """A usage event the request log could not take (a value no column holds),
+    kept aside so the rest of its batch lands and nobody edits the queue by hand.
+    Counted in the control plane's /metrics and listed for admins."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    # The event as received, NUL and other unstorable characters escaped.
+    payload = models.TextField()
+    error = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.request_id or '?'}: {self.error[:80]}"

@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, IntegrityError, models, transaction
 
 from dataplane.events import STREAM_FIELD, spool_files, stream_key
-from ledger.models import RequestLog
+from ledger.models import RequestLog, UsageDeadLetter
 
 log = logging.getLogger("tollgate.ledger")
 
@@ -30,31 +30,80 @@ BATCH = 500
 _FIELDS = {f.name for f in RequestLog._meta.get_fields()} - {"id"}
 
 
+_TEXT_LIMITS = {
+    f.name: f.max_length for f in RequestLog._meta.get_fields() if isinstance(f, models.CharField)
+}
+_TEXT = (*_TEXT_LIMITS, "error_message")
+_BIGINT = 2**63 - 1
+
+
+def _clean_text(value: Any, limit: int | None) -> str:
+    """What a text column can hold: no NUL (PostgreSQL refuses it), no lone
+    surrogates, at most the column's length."""
+    text = value if isinstance(value, str) else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit] if limit else text
+
+
 def _row(event: dict[str, Any]) -> RequestLog:
     values = {k: v for k, v in event.items() if k in _FIELDS}
     values["created_at"] = datetime.fromtimestamp(float(event["ts"]), tz=UTC)
     values["cost_usd"] = Decimal(str(event.get("cost_usd") or "0"))
-    for text in (
-        "error_type",
-        "error_message",
-        "session_id",
-        "user_agent",
-        "key_prefix",
-        "model_requested",
-        "model_served",
-        "provider_kind",
-    ):
-        if values.get(text) is None:
-            values[text] = ""
+    for text in _TEXT:
+        value = values.get(text)
+        values[text] = "" if value is None else _clean_text(value, _TEXT_LIMITS.get(text))
+    for name, value in values.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > _BIGINT:
+            raise ValueError(f"{name} is out of range: {value}")
     return RequestLog(**values)
 
 
-def store(events: list[dict[str, Any]]) -> int:
-    """Insert events; duplicates (same request id) are skipped. Returns rows offered."""
-    rows = [_row(e) for e in events]
-    with transaction.atomic():
-        RequestLog.objects.bulk_create(rows, batch_size=BATCH, ignore_conflicts=True)
-    return len(rows)
+def _dead_letter(payload: Any, error: BaseException | str) -> UsageDeadLetter:
+    if isinstance(payload, dict):
+        request_id = _clean_text(payload.get("request_id") or "", 64)
+        text = orjson.dumps(payload, default=str).decode()
+    else:
+        request_id = ""
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+    log.error("usage event %s moved to the dead-letter list: %s", request_id or "(unreadable)", error)
+    return UsageDeadLetter(request_id=request_id, payload=_clean_text(text, None), error=_clean_text(error, 2000))
+
+
+# What a row the database will not take raises; anything else (the database
+# being down) propagates, so the batch stays queued and is retried.
+_BAD_ROW = (DataError, IntegrityError, ValueError, OverflowError)
+
+
+def store(events: list[Any]) -> int:
+    """Insert events; duplicates (same request id) are skipped. An event no
+    column can hold goes to the dead-letter list instead of holding back its
+    batch. Returns events handled (stored or set aside)."""
+    rows: list[tuple[Any, RequestLog]] = []
+    dead: list[UsageDeadLetter] = []
+    for event in events:
+        try:
+            if not isinstance(event, dict):
+                raise ValueError("not a JSON object")
+            rows.append((event, _row(event)))
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            dead.append(_dead_letter(event, exc))
+    try:
+        with transaction.atomic():
+            RequestLog.objects.bulk_create([r for _, r in rows], batch_size=BATCH, ignore_conflicts=True)
+            UsageDeadLetter.objects.bulk_create(dead)
+    except _BAD_ROW:
+        # One row in the batch is bad: row by row, each in a savepoint.
+        with transaction.atomic():
+            for event, row in rows:
+                try:
+                    with transaction.atomic():
+                        RequestLog.objects.bulk_create([row], ignore_conflicts=True)
+                except _BAD_ROW as exc:
+                    dead.append(_dead_letter(event, exc))
+            UsageDeadLetter.objects.bulk_create(dead)
+    return len(events)
 
 
 def drain_spool(spool_dir: Path | None = None, limit: int = 50) -> int:
@@ -73,7 +122,7 @@ def drain_spool(spool_dir: Path | None = None, limit: int = 50) -> int:
             try:
                 events.append(orjson.loads(line))
             except orjson.JSONDecodeError:
-                log.error("skipping an unreadable usage event in %s", path.name)
+                events.append(line)
         total += store(events)
         path.unlink(missing_ok=True)
     return total
@@ -123,7 +172,7 @@ class StreamDrain:
             try:
                 events.append(orjson.loads(raw))
             except orjson.JSONDecodeError:
-                log.error("skipping an unreadable usage event")
+                events.append(raw)
         stored = store(events)
         ids = [i for i, _ in entries]
         pipe = self.client.pipeline(transaction=False)
