@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -87,19 +88,25 @@ class SnapshotHolder:
 
     async def _listen(self) -> None:
         from channels.layers import get_channel_layer
+        from redis.exceptions import TimeoutError as RedisTimeout
 
         layer = get_channel_layer()
         while True:
             try:
                 channel = await layer.new_channel()
                 await layer.group_add(snap.CHANGE_GROUP, channel)
+                renew_at = time.monotonic() + 3600
                 while True:
                     try:
-                        message = await asyncio.wait_for(layer.receive(channel), timeout=3600)
-                    except TimeoutError:
+                        message = await layer.receive(channel)
+                    except RedisTimeout:
+                        # channels_redis' blocking pop gives up after a few quiet
+                        # seconds with a socket timeout: that is idleness, not a fault.
+                        message = {}
+                    if time.monotonic() > renew_at:
                         # Group membership expires in the channel layer; renew it.
                         await layer.group_add(snap.CHANGE_GROUP, channel)
-                        continue
+                        renew_at = time.monotonic() + 3600
                     if message.get("type") == "snapshot.changed":
                         self._wake.set()
             except asyncio.CancelledError:
