@@ -210,7 +210,17 @@ LOGGING = {
 GATEWAY_MAX_BODY_BYTES = env_int("TOLLGATE_MAX_BODY_BYTES", 32 * 1024 * 1024)
 GATEWAY_SNAPSHOT_POLL_SECONDS = env_float("TOLLGATE_SNAPSHOT_POLL_SECONDS", 0.25)
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT = env_float("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", 10.0)
-GATEWAY_UPSTREAM_READ_TIMEOUT = env_float("TOLLGATE_UPSTREAM_READ_TIMEOUT", 600.0)
+# Until a streaming answer's headers arrive (providers send them at once; a long
+# wait means the provider is stuck), until a whole non-streaming answer arrives
+# (it comes only when the model has finished), and between two chunks of a
+# stream (thinking pauses are long; Tollgate pings the client meanwhile).
+GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT = env_float("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT", 120.0)
+GATEWAY_UPSTREAM_RESPONSE_TIMEOUT = env_float("TOLLGATE_UPSTREAM_RESPONSE_TIMEOUT", 600.0)
+GATEWAY_UPSTREAM_IDLE_TIMEOUT = env_float("TOLLGATE_UPSTREAM_IDLE_TIMEOUT", 300.0)
+# Requests in flight to one provider from one worker; past it, the next target or a 529.
+GATEWAY_UPSTREAM_MAX_CONCURRENCY = env_int("TOLLGATE_UPSTREAM_MAX_CONCURRENCY", 256)
+# An SSE keep-alive to the client after this many silent seconds of a stream.
+GATEWAY_STREAM_PING_SECONDS = env_float("TOLLGATE_STREAM_PING_SECONDS", 10.0)
 # Redis takes a pipeline every 50 ms; the embedded spool writes (and fsyncs) a
 # file per flush, so it batches longer.
 GATEWAY_EVENT_FLUSH_SECONDS = env_float("TOLLGATE_EVENT_FLUSH_SECONDS", 0.05 if REDIS_URL else 0.25)

@@ -97,6 +97,10 @@ class Gateway:
         self.redis: Any = None
         self.counters: Any = None
         self.router = Router()
+        # Requests in flight per provider (uid) in this worker, for the concurrency cap.
+        self.inflight: dict[str, int] = {}
+        self.timeout_stream: aiohttp.ClientTimeout
+        self.timeout_response: aiohttp.ClientTimeout
         self.metrics = Metrics()
         self.clock = time.perf_counter
         self.started = False
@@ -110,13 +114,18 @@ class Gateway:
         self.config = GatewayConfig.from_settings()
         if self.config.redis_url:
             self.redis = _redis(self.config.redis_url)
+        connect = self.config.upstream_connect_timeout
+        # A stream's reads are bounded by the idle limit (its headers by the
+        # first-byte limit, in forward.py); a whole answer may take minutes.
+        self.timeout_stream = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect, sock_read=self.config.upstream_idle_timeout
+        )
+        self.timeout_response = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect, sock_read=self.config.upstream_response_timeout
+        )
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                sock_connect=self.config.upstream_connect_timeout,
-                sock_read=self.config.upstream_read_timeout,
-            ),
+            timeout=self.timeout_response,
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
         )

@@ -15,7 +15,11 @@ class GatewayConfig:
     spool_dir: Path
     snapshot_poll_seconds: float
     upstream_connect_timeout: float
-    upstream_read_timeout: float
+    upstream_first_byte_timeout: float
+    upstream_response_timeout: float
+    upstream_idle_timeout: float
+    upstream_max_concurrency: int
+    stream_ping_seconds: float
     event_flush_seconds: float
     key_pepper: bytes
     counters_url: str
@@ -33,7 +37,11 @@ class GatewayConfig:
             spool_dir=Path(settings.SPOOL_DIR),
             snapshot_poll_seconds=settings.GATEWAY_SNAPSHOT_POLL_SECONDS,
             upstream_connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
-            upstream_read_timeout=settings.GATEWAY_UPSTREAM_READ_TIMEOUT,
+            upstream_first_byte_timeout=settings.GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT,
+            upstream_response_timeout=settings.GATEWAY_UPSTREAM_RESPONSE_TIMEOUT,
+            upstream_idle_timeout=settings.GATEWAY_UPSTREAM_IDLE_TIMEOUT,
+            upstream_max_concurrency=settings.GATEWAY_UPSTREAM_MAX_CONCURRENCY,
+            stream_ping_seconds=settings.GATEWAY_STREAM_PING_SECONDS,
             event_flush_seconds=settings.GATEWAY_EVENT_FLUSH_SECONDS,
             key_pepper=settings.KEY_PEPPER,
             counters_url=settings.COUNTERS_REDIS_URL,

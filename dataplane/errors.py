@@ -64,6 +64,19 @@ def anthropic_sse_error(error_type: str, message: str) -> bytes:
     return b"event: error\ndata: " + data + b"\n\n"
 
 
+def sse_error(shape: str, status: int, error_type: str, message: str) -> bytes:
+    """The last event of a stream that failed after it started, in the caller's
+    shape: Anthropic's ``error`` event; for OpenAI callers a ``data:`` chunk with
+    an ``error`` object (the OpenAI SDKs raise it); for Gemini callers Google's
+    error JSON as a chunk."""
+    if shape == "openai":
+        return b"data: " + openai_error_body(status, message) + b"\n\n"
+    if shape == "gemini":
+        body = {"error": {"code": status, "message": message, "status": "UNAVAILABLE" if status >= 500 else "ABORTED"}}
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+    return anthropic_sse_error(error_type, message)
+
+
 # https://platform.openai.com/docs/guides/error-codes
 _OPENAI_TYPES = {
     401: ("authentication_error", "invalid_api_key"),

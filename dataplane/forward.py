@@ -5,7 +5,15 @@ A failure before the first byte reaches the client (connection refused, 429,
 5xx, 529) moves on to the next target: at once when it is another deployment,
 after a jittered exponential backoff (or the provider's ``retry-after``, up to
 10 s) when it is the same one again. A stream that has sent bytes to the
-client is never retried: it ends with an Anthropic ``error`` event instead.
+client is never retried: it ends with an error event in the caller's shape.
+
+Only what the provider cannot be running is sent again: a connection that
+never opened, or one the server closed without answering (the provider SDKs
+retry those too). A request that timed out waiting for its answer may still be
+running, and billed, upstream: the caller gets a 504 and no second copy goes.
+Each provider takes at most ``max_concurrency`` requests in flight per worker
+(its settings, else TOLLGATE_UPSTREAM_MAX_CONCURRENCY); past that the next
+target is tried, else the caller gets a 529 (503 on OpenAI and Gemini routes).
 """
 
 from __future__ import annotations
@@ -21,11 +29,12 @@ import orjson
 from dataplane.errors import (
     GatewayError,
     anthropic_error_body,
-    anthropic_sse_error,
     openai_error_body,
+    sse_error,
 )
 from dataplane.exchange import Exchange
 from dataplane.http import Receive, Send, send_response
+from dataplane.keepalive import Keepalive
 from dataplane.providers.anthropic import DROP_RESPONSE, AnthropicNative
 from dataplane.providers.registry import module_for
 from dataplane.routing import Plan
@@ -114,50 +123,88 @@ async def _attempts(
             x.done = True
             await send_response(send, 200, _own_headers(x, adapter.content_type), adapter.convert(200, b""))
             return
+        uid = target.provider.uid
+        inflight = gw.inflight.get(uid, 0)
+        if inflight >= (target.provider.settings.get("max_concurrency") or gw.config.upstream_max_concurrency):
+            message = (
+                f"Provider '{target.provider.name}' already has {inflight} requests in flight from this "
+                "Tollgate worker, its limit; retry in a moment."
+            )
+            last = (529 if x.shape == "anthropic" else 503, [], b"", "overloaded_error", message)
+            continue
         outbound = await module.build(target, request)
         if not x.upstream_started:
             x.upstream_started = gw.clock()
+        gw.inflight[uid] = inflight + 1
         try:
-            response = await gw.session.request(outbound.method, outbound.url, data=outbound.body, headers=outbound.headers)
-        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
-            gw.router.health.failed(target)
-            message = (
-                f"Tollgate could not reach provider '{target.provider.name}' ({type(exc).__name__}). "
-                "Retrying shortly usually helps; if it persists, tell your platform admin."
-            )
-            last = (502, [], b"", "api_error", message)
-            continue
-        try:
-            status = response.status
-            more = n + 1 < len(targets)
-            wait = _retry_after(response.headers.get("retry-after"))
-            # A long retry-after on the same target again goes back to the client
-            # (Claude Code honours it) instead of holding the request here.
-            hand_back = wait is not None and wait > MAX_RETRY_AFTER and more and targets[n + 1] == target
-            if status in RETRYABLE and more and not hand_back:
-                body = await response.read()
+            try:
+                if request.stream:
+                    # Headers within the first-byte limit; then silence between
+                    # chunks is what the session's read timeout bounds.
+                    waited = gw.config.upstream_first_byte_timeout
+                    async with asyncio.timeout(waited):
+                        response = await gw.session.request(
+                            outbound.method, outbound.url, data=outbound.body, headers=outbound.headers, timeout=gw.timeout_stream
+                        )
+                else:
+                    waited = gw.config.upstream_response_timeout
+                    response = await gw.session.request(
+                        outbound.method, outbound.url, data=outbound.body, headers=outbound.headers
+                    )
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ServerDisconnectedError) as exc:
+                # Never reached the provider, or closed unanswered: safe to send again.
                 gw.router.health.failed(target)
-                adapter = module.adapter(target, request, status, response.content_type)
-                converted = adapter.convert(status, body)
-                last = (status, _headers_for(module, x, response, adapter), converted, adapter.usage.error_type, adapter.usage.error_message)
-                delay = wait or 0.0
+                message = (
+                    f"Tollgate could not reach provider '{target.provider.name}' ({type(exc).__name__}). "
+                    "Retrying shortly usually helps; if it persists, tell your platform admin."
+                )
+                last = (502, [], b"", "api_error", message)
                 continue
-            if status < 500:
-                gw.router.health.succeeded(target)
-            else:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                # Sent, then no answer: the provider may be running it still.
                 gw.router.health.failed(target)
-            if plan.route is not None and x.session_id and status < 400:
-                gw.router.sticky.remember(x.session_id, plan.route.id, target)
-            adapter = module.adapter(target, request, status, response.content_type)
-            await _relay(gw, send, x, module, response, adapter)
-            return
+                if isinstance(exc, TimeoutError):
+                    status, what = 504, f"did not start answering within {waited:g} s"
+                else:
+                    status, what = 502, f"broke the connection ({type(exc).__name__})"
+                raise GatewayError(
+                    status,
+                    f"Provider '{target.provider.name}' {what}. Tollgate did not send the request again, since "
+                    "the provider may still be working on it; retry if you need the answer.",
+                ) from None
+            try:
+                status = response.status
+                more = n + 1 < len(targets)
+                wait = _retry_after(response.headers.get("retry-after"))
+                # A long retry-after on the same target again goes back to the client
+                # (Claude Code honours it) instead of holding the request here.
+                hand_back = wait is not None and wait > MAX_RETRY_AFTER and more and targets[n + 1] == target
+                if status in RETRYABLE and more and not hand_back:
+                    body = await response.read()
+                    gw.router.health.failed(target)
+                    adapter = module.adapter(target, request, status, response.content_type)
+                    converted = adapter.convert(status, body)
+                    last = (status, _headers_for(module, x, response, adapter), converted, adapter.usage.error_type, adapter.usage.error_message)
+                    delay = wait or 0.0
+                    continue
+                if status < 500:
+                    gw.router.health.succeeded(target)
+                else:
+                    gw.router.health.failed(target)
+                if plan.route is not None and x.session_id and status < 400:
+                    gw.router.sticky.remember(x.session_id, plan.route.id, target)
+                adapter = module.adapter(target, request, status, response.content_type)
+                await _relay(gw, send, x, module, response, adapter)
+                return
+            finally:
+                response.release()
         finally:
-            response.release()
+            gw.inflight[uid] -= 1
     if last is None:
         raise GatewayError(503, "No provider is configured for this model. Ask your platform admin to add a route.", retry=False)
     status, headers, body, error_type, message = last
     if not body:
-        raise GatewayError(status, message)
+        raise GatewayError(status, message, error_type=error_type)
     x.status = status
     x.error_type = error_type
     x.error_message = message
@@ -194,23 +241,39 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
     headers = _headers_for(module, x, response, adapter)
     x.usage = adapter.usage
     if response.content_type in STREAMING_TYPES and adapter.content_type == "text/event-stream":
+        idle = gw.config.upstream_idle_timeout
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        keepalive = Keepalive(send, gw.config.stream_ping_seconds, anthropic=x.shape == "anthropic")
         try:
             async for chunk in response.content.iter_any():
                 if not x.first_byte:
                     x.first_byte = gw.clock()
                 out = adapter.feed(chunk)
                 if out:
+                    if keepalive.busy is not None:
+                        await keepalive.busy
                     await send({"type": "http.response.body", "body": out, "more_body": True})
+                    keepalive.wrote(out)
+            keepalive.close()
+            if keepalive.busy is not None:
+                await keepalive.busy
             tail = adapter.close()
             if tail:
                 await send({"type": "http.response.body", "body": tail, "more_body": True})
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
-            # Headers are gone already: end the stream the way Anthropic does.
-            message = f"The provider connection broke mid-stream ({type(exc).__name__}); retry the request."
+            keepalive.close()
+            if keepalive.busy is not None:
+                await keepalive.busy
+            # Headers are gone already: end the stream with an error event in the caller's shape.
+            if isinstance(exc, TimeoutError):
+                message = f"The provider sent nothing for {idle:g} s in the middle of the answer; retry the request."
+            else:
+                message = f"The provider connection broke mid-stream ({type(exc).__name__}); retry the request."
             x.error_type = "upstream_stream_error"
             x.error_message = message
-            await send({"type": "http.response.body", "body": anthropic_sse_error("api_error", message), "more_body": True})
+            await send({"type": "http.response.body", "body": sse_error(x.shape, 502, "api_error", message), "more_body": True})
+        finally:
+            keepalive.close()
         x.usage = adapter.usage
         x.upstream_ended = gw.clock()
         x.done = True

@@ -1,0 +1,64 @@
+"""SSE keep-alives while an upstream stream is silent.
+
+A model thinking for minutes sends nothing on some upstreams (Bedrock has no
+pings), and proxies or clients with idle timeouts between us and the caller
+then cut a healthy stream. After ``interval`` silent seconds, and only between
+two whole events (a chunk relayed as is may end mid-event), one ping goes out:
+Anthropic's own ``ping`` event to Anthropic callers, an SSE comment (which
+every SSE parser skips) to the others.
+
+No task per stream: one timer handle, re-armed from the last activity; a task
+exists only while a ping is being sent, and the relay waits for it before its
+next write so two writes never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from dataplane.http import Send
+
+ANTHROPIC_PING = b'event: ping\ndata: {"type": "ping"}\n\n'
+COMMENT_PING = b": ping\n\n"
+
+
+class Keepalive:
+    __slots__ = ("_send", "_body", "_interval", "_loop", "_last", "_boundary", "_timer", "busy", "sent")
+
+    def __init__(self, send: Send, interval: float, *, anthropic: bool) -> None:
+        self._send = send
+        self._body = ANTHROPIC_PING if anthropic else COMMENT_PING
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._boundary = True
+        self.busy: asyncio.Task[None] | None = None
+        self.sent = 0
+        self._timer: asyncio.TimerHandle | None = self._loop.call_at(self._last + interval, self._check)
+
+    def wrote(self, chunk: bytes) -> None:
+        """The relay sent ``chunk``: silence starts over."""
+        self._last = self._loop.time()
+        self._boundary = chunk.endswith(b"\n\n")
+
+    def _check(self) -> None:
+        if self._timer is None:
+            return
+        due = self._last + self._interval
+        if self._loop.time() >= due and self._boundary and self.busy is None:
+            self.busy = self._loop.create_task(self._ping())
+            due = self._loop.time() + self._interval
+        self._timer = self._loop.call_at(due, self._check)
+
+    async def _ping(self) -> None:
+        try:
+            await self._send({"type": "http.response.body", "body": self._body, "more_body": True})
+            self.sent += 1
+        finally:
+            self._last = self._loop.time()
+            self.busy = None
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
