@@ -146,6 +146,7 @@ class Gateway:
             flush_seconds=self.config.event_flush_seconds,
             redis=RedisPipe(self.config.redis_url, timeout=5.0) if self.config.redis_url else None,
             redis_prefix=self.config.redis_prefix,
+            wid=_request_id.prefix,
         )
         self.events.start()
         self.mcp = McpGateway(self, _request_id)

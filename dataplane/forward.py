@@ -72,6 +72,7 @@ async def forward(
     """Try the plan's targets; ``resolve`` picks the module for a provider kind
     (the caller's API shape decides: Anthropic callers and OpenAI callers need
     different ones for the same provider)."""
+    gw.events.begin(x.event(gw.holder.current))
     watcher = gw.watch_disconnect(receive, x)
     try:
         await _attempts(gw, send, x, request, plan, resolve)

@@ -20,7 +20,7 @@ import orjson
 from django.conf import settings
 from django.db import DataError, IntegrityError, models, transaction
 
-from dataplane.events import STREAM_FIELD, spool_files, stream_key
+from dataplane.events import STREAM_FIELD, is_begin, spool_files, stream_key
 from ledger.models import RequestLog, UsageDeadLetter
 
 log = logging.getLogger("tollgate.ledger")
@@ -83,6 +83,8 @@ def store(events: list[Any]) -> int:
     rows: list[tuple[Any, RequestLog]] = []
     dead: list[UsageDeadLetter] = []
     for event in events:
+        if is_begin(event):
+            continue  # a request going upstream: its end, or its worker's successor, writes the row
         try:
             if not isinstance(event, dict):
                 raise ValueError("not a JSON object")
