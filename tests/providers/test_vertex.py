@@ -408,7 +408,7 @@ def test_it_never_blocks_the_event_loop_while_minting(fake: FakeVertex) -> None:
     ticks, worst = asyncio.run(scenario())
     assert fake.token_requests == 1
     assert ticks > 100
-    assert worst < 0.25  # a blocked loop would stall for the whole 0.5 s exchange
+    assert worst < 0.45  # a blocked loop would stall for the whole 0.5 s exchange (a loaded CI box stalls ~0.3 s)
 
 
 def test_it_does_not_cancel_a_shared_refresh_when_a_caller_leaves(fake: FakeVertex) -> None:
