@@ -208,6 +208,8 @@ LOGGING = {
 # --- data plane --------------------------------------------------------------
 # Read once at worker start (dataplane/config.py), never per request.
 GATEWAY_MAX_BODY_BYTES = env_int("TOLLGATE_MAX_BODY_BYTES", 32 * 1024 * 1024)
+# A request body sent in pieces must be complete within this many seconds.
+GATEWAY_BODY_READ_TIMEOUT = env_float("TOLLGATE_BODY_READ_TIMEOUT", 60.0)
 GATEWAY_SNAPSHOT_POLL_SECONDS = env_float("TOLLGATE_SNAPSHOT_POLL_SECONDS", 0.25)
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT = env_float("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", 10.0)
 # Until a streaming answer's headers arrive (providers send them at once; a long

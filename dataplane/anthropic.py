@@ -87,7 +87,7 @@ async def messages(
 ) -> None:
     x.key = gw.authenticate(headers)
     _json_content_type(headers)
-    raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"))
+    raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"), gw.config.body_read_timeout)
     encoding = headers.get(b"content-encoding")
     body = decode_body(raw, encoding, gw.config.max_body_bytes)
     doc = _parse_request(body)

@@ -23,7 +23,7 @@ from dataplane.config import GatewayConfig
 from dataplane.errors import GatewayError, anthropic_error_body, openai_error_body
 from dataplane.events import UsageEvents
 from dataplane.exchange import Exchange
-from dataplane.http import ClientGone, Receive, Scope, Send, send_response
+from dataplane.http import ClientGone, Receive, Scope, Send, headers_too_large, send_response
 from dataplane.limits import (
     DEFAULT_MAX_TOKENS,
     NANO,
@@ -307,6 +307,10 @@ class Gateway:
             x.shape = "gemini"
         if scope["method"] != method:
             await self._refuse(send, x, GatewayError(405, f"{path} accepts {method} only."), record=False)
+            return
+        too_large = headers_too_large(scope["headers"])
+        if too_large is not None:
+            await self._refuse(send, x, GatewayError(431, too_large, retry=False), record=False)
             return
         headers = dict(scope["headers"])
         session = headers.get(b"x-claude-code-session-id")

@@ -9,6 +9,7 @@ from pathlib import Path
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     max_body_bytes: int
+    body_read_timeout: float
     redis_url: str
     redis_prefix: str
     snapshot_file: Path
@@ -31,6 +32,7 @@ class GatewayConfig:
 
         return cls(
             max_body_bytes=settings.GATEWAY_MAX_BODY_BYTES,
+            body_read_timeout=settings.GATEWAY_BODY_READ_TIMEOUT,
             redis_url=settings.REDIS_URL,
             redis_prefix=settings.REDIS_PREFIX,
             snapshot_file=Path(settings.SNAPSHOT_FILE),

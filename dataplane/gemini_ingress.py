@@ -158,7 +158,7 @@ async def generate(
     if method not in ("generateContent", "streamGenerateContent", "countTokens") or not model:
         raise GatewayError(404, f"Tollgate has no Gemini method '{method or tail}'.")
     checked(model)
-    raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"))
+    raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"), gw.config.body_read_timeout)
     body = decode_body(raw, headers.get(b"content-encoding"), gw.config.max_body_bytes)
     try:
         doc = orjson.loads(body)

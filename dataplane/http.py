@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -18,7 +19,7 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
-async def read_body(receive: Receive, limit: int, content_length: bytes | None) -> bytes:
+async def read_body(receive: Receive, limit: int, content_length: bytes | None, timeout: float = 60.0) -> bytes:
     if content_length is not None:
         try:
             declared = int(content_length)
@@ -36,17 +37,42 @@ async def read_body(receive: Receive, limit: int, content_length: bytes | None) 
         return body
     parts = [body]
     size = len(body)
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise GatewayError(413, _too_large(limit), retry=False)
-        parts.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(parts)
+    # A body in several pieces gets a deadline: a client trickling bytes must
+    # not hold a worker's connection and memory for ever.
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise GatewayError(413, _too_large(limit), retry=False)
+                parts.append(chunk)
+                if not message.get("more_body"):
+                    return b"".join(parts)
+    except TimeoutError:
+        raise GatewayError(
+            408, f"The request body did not arrive within {timeout:g} s; check the connection and send it again."
+        ) from None
+
+
+MAX_HEADERS = 128
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def headers_too_large(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """Why the request's headers are refused, or None. The load balancer in
+    front should bound them first (the ASGI server here does not)."""
+    if len(headers) > MAX_HEADERS:
+        return f"The request has {len(headers)} headers; Tollgate takes at most {MAX_HEADERS}."
+    size = 0
+    for k, v in headers:
+        size += len(k) + len(v)
+    if size > MAX_HEADER_BYTES:
+        return f"The request's headers are {size // 1024} KiB; Tollgate takes at most {MAX_HEADER_BYTES // 1024} KiB."
+    return None
 
 
 def decode_body(raw: bytes, encoding: bytes | None, limit: int) -> bytes:

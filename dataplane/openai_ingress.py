@@ -94,7 +94,7 @@ async def chat_completions(
     ctype = headers.get(b"content-type")
     if ctype is not None and not ctype.split(b";", 1)[0].strip().lower().endswith(b"json"):
         raise GatewayError(415, "Send the request as application/json.", retry=False)
-    raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"))
+    raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"), gw.config.body_read_timeout)
     body = decode_body(raw, headers.get(b"content-encoding"), gw.config.max_body_bytes)
     try:
         doc = orjson.loads(body)

@@ -140,7 +140,7 @@ async def responses(
     gw: Gateway, scope: Scope, receive: Receive, send: Send, x: Exchange, headers: dict[bytes, bytes]
 ) -> None:
     x.key = gw.authenticate(headers)
-    raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"))
+    raw = await read_body(receive, gw.config.max_body_bytes, headers.get(b"content-length"), gw.config.body_read_timeout)
     body = decode_body(raw, headers.get(b"content-encoding"), gw.config.max_body_bytes)
     try:
         doc = orjson.loads(body)

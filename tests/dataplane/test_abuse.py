@@ -165,3 +165,71 @@ def test_it_keeps_claude_codes_device_id_from_third_parties(gateway, world, publ
     response = httpx.post(f"{gateway.url}/v1/messages", json=body, headers={"x-api-key": world.secret}, timeout=10)
     assert response.status_code == 200, response.text
     assert openai_upstream.received[-1].body["user"] == "user_4f1c_account__session_9e2b"
+
+
+HOSTILE_BODIES = {
+    "deep nesting": b'{"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "huge max_tokens": b'{"model": "claude-sonnet-4-5", "max_tokens": 1e400, "messages": [{"role": "user", "content": "hi"}]}',
+    "huge integer": b'{"model": "claude-sonnet-4-5", "max_tokens": 123456789012345678901234567890, "messages": [{"role": "user", "content": "hi"}]}',
+    "negative max_tokens": b'{"model": "claude-sonnet-4-5", "max_tokens": -5, "messages": [{"role": "user", "content": "hi"}]}',
+    "lone surrogate in content": b'{"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "\\udc00"}]}',
+    "invalid utf-8": b'{"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "\xff\xfe"}]}',
+    "not an object": b'[{"model": "claude-sonnet-4-5"}]',
+    "model not a string": b'{"model": {"$ne": null}, "max_tokens": 5, "messages": []}',
+    "messages not a list": b'{"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": "hi"}',
+    "truncated": b'{"model": "claude-sonnet-4-5", "max_tokens": 5, "messa',
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_BODIES)
+def test_it_answers_a_hostile_body_with_an_anthropic_error_not_a_crash(gateway, world, name):
+    response = httpx.post(
+        f"{gateway.url}/v1/messages", content=HOSTILE_BODIES[name], timeout=10,
+        headers={"x-api-key": world.secret, "content-type": "application/json"},
+    )
+    assert response.status_code < 500 or response.status_code == 502, (name, response.status_code, response.text)
+    if response.status_code >= 400:
+        doc = response.json()
+        assert doc["type"] == "error" and doc["error"]["message"], doc
+    assert httpx.get(f"{gateway.url}/healthz", timeout=5).status_code == 200
+    assert "Traceback" not in gateway.log()
+
+
+@pytest.mark.parametrize("headers", [{"x-big": "a" * 70_000}, {f"x-h{i}": "a" for i in range(200)}])
+def test_it_refuses_oversized_headers(gateway, world, headers):
+    response = httpx.post(f"{gateway.url}/v1/messages", json=BODY, headers={"x-api-key": world.secret, **headers}, timeout=10)
+    assert response.status_code == 431, response.text
+    assert response.json()["error"]["type"] == "request_too_large"
+
+
+@pytest.fixture(scope="module")
+def hasty(state_dir):
+    from tests.conftest import GatewayProcess
+
+    proc = GatewayProcess(state_dir, TOLLGATE_BODY_READ_TIMEOUT="1")
+    yield proc
+    proc.stop()
+
+
+def test_it_drops_a_client_that_trickles_its_body(hasty, world, publish, anthropic_upstream):
+    import socket
+    import time
+
+    publish(hasty)
+    with socket.create_connection(("127.0.0.1", hasty.port), timeout=10) as sock:
+        head = (f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {world.secret}\r\n"
+                "content-type: application/json\r\nContent-Length: 1000\r\n\r\n").encode()
+        sock.sendall(head + b'{"model"')
+        started = time.monotonic()
+        for _ in range(5):
+            time.sleep(0.4)
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                break
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"did not arrive within 1 s" in answer
+    assert time.monotonic() - started < 5
+    assert anthropic_upstream.received == []
