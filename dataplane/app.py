@@ -99,6 +99,8 @@ class Gateway:
         self.router = Router()
         # Requests in flight per provider (uid) in this worker, for the concurrency cap.
         self.inflight: dict[str, int] = {}
+        # Streams being relayed, by request id: cut when their key is revoked.
+        self.live: dict[str, Exchange] = {}
         self.timeout_stream: aiohttp.ClientTimeout
         self.timeout_response: aiohttp.ClientTimeout
         self.metrics = Metrics()
@@ -133,7 +135,7 @@ class Gateway:
             self.counters = RedisCounters(RedisPipe(self.config.counters_url, timeout=2.0))
         else:
             self.counters = MemoryCounters()
-        self.holder = SnapshotHolder(self.config, unseal, self.redis)
+        self.holder = SnapshotHolder(self.config, unseal, self.redis, on_swap=self.cut_revoked)
         try:
             await self.holder.refresh()
         except Exception as exc:
@@ -265,9 +267,24 @@ class Gateway:
                 log.warning("settlement of %s failed (%s); retrying", plan.request_id, exc)
         log.error("settlement of %s abandoned; its reservation expires on its own", plan.request_id)
 
+    def cut_revoked(self, snapshot: Any) -> None:
+        """A new snapshot is in: end the streams of keys it no longer lets through
+        (disabled, deleted, expired, or of a deactivated user)."""
+        if not self.live:
+            return
+        now = time.time()
+        allowed = {
+            e.id for e in snapshot.keys.values() if e.active and (e.expires_at is None or e.expires_at > now)
+        }
+        for x in list(self.live.values()):
+            if x.key is not None and x.key.id not in allowed and x.task is not None and not x.revoked:
+                x.revoked = True
+                x.task.cancel()
+
     def watch_disconnect(self, receive: Receive, x: Exchange) -> asyncio.Future[Any]:
         """Cancel the request's task if the client goes away before we finish."""
         task = asyncio.current_task()
+        x.task = task
         watcher = asyncio.ensure_future(receive())
 
         def gone(fut: asyncio.Future[Any]) -> None:

@@ -44,6 +44,8 @@ class Exchange:
         "fallback",
         "route_id",
         "shape",
+        "task",
+        "revoked",
     )
 
     def __init__(self, request_id: str, endpoint: str) -> None:
@@ -78,6 +80,9 @@ class Exchange:
         self.route_id: int | None = None
         # The caller's API shape, which errors must speak: "anthropic" or "openai".
         self.shape = "anthropic"
+        # The task serving the request, and whether its key was revoked while it streamed.
+        self.task: Any = None
+        self.revoked = False
 
     def fail(self, status: int, error_type: str, message: str) -> None:
         self.status = status

@@ -245,6 +245,7 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
         idle = gw.config.upstream_idle_timeout
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         keepalive = Keepalive(send, gw.config.stream_ping_seconds, anthropic=x.shape == "anthropic")
+        gw.live[x.request_id] = x
         try:
             async for chunk in response.content.iter_any():
                 if not x.first_byte:
@@ -273,8 +274,21 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
             x.error_type = "upstream_stream_error"
             x.error_message = message
             await send({"type": "http.response.body", "body": sse_error(x.shape, 502, "api_error", message), "more_body": True})
+        except asyncio.CancelledError:
+            if not x.revoked:
+                raise
+            # The key was revoked mid-stream (Gateway.cut_revoked): end it here.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            keepalive.close()
+            message = f"Tollgate key {x.key.prefix if x.key else ''}… was disabled while this answer streamed."
+            x.status, x.error_type, x.error_message = 401, "key_revoked", message
+            if keepalive.at_boundary:
+                await send({"type": "http.response.body", "body": sse_error(x.shape, 401, "authentication_error", message), "more_body": True})
         finally:
             keepalive.close()
+            gw.live.pop(x.request_id, None)
         x.usage = adapter.usage
         x.upstream_ended = gw.clock()
         x.done = True

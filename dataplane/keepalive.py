@@ -58,6 +58,11 @@ class Keepalive:
             self._last = self._loop.time()
             self.busy = None
 
+    @property
+    def at_boundary(self) -> bool:
+        """The last write ended a whole event: another may follow it."""
+        return self._boundary
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

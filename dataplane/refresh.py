@@ -24,8 +24,15 @@ log = logging.getLogger("tollgate.snapshot")
 class SnapshotHolder:
     """The one mutable reference the hot path reads: ``holder.current``."""
 
-    def __init__(self, config: GatewayConfig, unseal: Callable[[str], str], redis: Any = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        unseal: Callable[[str], str],
+        redis: Any = None,
+        on_swap: Callable[[snap.Snapshot], None] | None = None,
+    ) -> None:
         self.config = config
+        self.on_swap = on_swap
         self.unseal = unseal
         self.redis = redis
         self.current: snap.Snapshot = snap.EMPTY
@@ -55,6 +62,8 @@ class SnapshotHolder:
             return False
         parsed = await asyncio.to_thread(snap.parse, doc, self.unseal)
         self.current = parsed
+        if self.on_swap is not None:
+            self.on_swap(parsed)
         if not self.loaded:
             log.info("snapshot %d loaded: %d keys", parsed.version, len(parsed.keys))
         self.loaded = True

@@ -62,3 +62,36 @@ def test_it_reloads_on_the_change_notice_before_the_next_poll(world, state_dir):
         worker.wait_version(version, timeout=2)
     finally:
         worker.stop()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_it_cuts_a_revoked_keys_streams_within_a_second(world, gateway, publish, anthropic_upstream, ledger):
+    import threading
+
+    from governance import services
+
+    anthropic_upstream.event_delay = 0.4  # a long answer
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    got: dict[str, object] = {}
+
+    def stream() -> None:
+        started = time.monotonic()
+        with httpx.stream("POST", f"{gateway.url}/v1/messages", json=body, headers={"x-api-key": world.secret}, timeout=30) as r:
+            got["text"] = "".join(r.iter_text())
+        got["took"] = time.monotonic() - started
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    time.sleep(1.0)  # mid-stream
+    services.key_disable(actor=world.alice, key=world.key)
+    disabled_at = time.monotonic()
+    publish()
+    reader.join(10)
+    ended_after = time.monotonic() - disabled_at
+    anthropic_upstream.event_delay = 0
+    text = str(got["text"])
+    assert ended_after < 1.0, ended_after
+    assert "event: message_stop" not in text
+    assert text.rstrip().endswith("}") and "was disabled while this answer streamed" in text.split("\n\n")[-2]
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    assert row.error_type == "key_revoked" and row.status == 401
