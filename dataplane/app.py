@@ -149,6 +149,7 @@ class Gateway:
             redis=RedisPipe(self.config.redis_url, timeout=5.0) if self.config.redis_url else None,
             redis_prefix=self.config.redis_prefix,
             wid=_request_id.prefix,
+            on_lost=self.release_lost,
         )
         self.events.start()
         self.mcp = McpGateway(self, _request_id)
@@ -266,6 +267,12 @@ class Gateway:
                 self.metrics.inc("tollgate_counter_store_errors_total", step="settle")
                 log.warning("settlement of %s failed (%s); retrying", plan.request_id, exc)
         log.error("settlement of %s abandoned; its reservation expires on its own", plan.request_id)
+
+    async def release_lost(self, begin: dict[str, Any]) -> None:
+        """A request of a dead worker never settles: give its reservations back."""
+        holds = begin.get("holds")
+        if holds:
+            await self.counters.release(str(begin["request_id"]), [str(k) for k in holds])
 
     def cut_revoked(self, snapshot: Any) -> None:
         """A new snapshot is in: end the streams of keys it no longer lets through

@@ -92,9 +92,9 @@ def lost_event(begin: dict[str, Any], why: str) -> dict[str, Any]:
     return event
 
 
-def _finals_with_lost(lines: list[bytes], why: str) -> list[bytes]:
+def _finals_with_lost(lines: list[bytes], why: str, lost: list[dict[str, Any]] | None = None) -> list[bytes]:
     """A dead worker's journal lines as events to deliver: its ends as they are,
-    and one "cut off" row for every begin that has no end."""
+    and one "cut off" row for every begin that has no end (collected in ``lost``)."""
     finals: list[bytes] = []
     ended: set[str] = set()
     begins: dict[str, dict[str, Any]] = {}
@@ -114,6 +114,8 @@ def _finals_with_lost(lines: list[bytes], why: str) -> list[bytes]:
     for request_id, begin in begins.items():
         if request_id not in ended:
             finals.append(orjson.dumps(lost_event(begin, why)))
+            if lost is not None:
+                lost.append(begin)
     return finals
 
 
@@ -218,6 +220,7 @@ class UsageEvents:
         redis_prefix: str = "",
         wid: str | None = None,
         seal_seconds: float = SEAL_SECONDS,
+        on_lost: Any = None,
     ) -> None:
         self.spool_dir = spool_dir
         self.flush_seconds = flush_seconds
@@ -238,6 +241,8 @@ class UsageEvents:
         self._next_seal = 0.0
         self.healthy = True
         self.adopted = 0
+        # Called with each cut-off request's begin record (to give back its reservation).
+        self.on_lost = on_lost
 
     @property
     def buffered(self) -> int:
@@ -351,7 +356,11 @@ class UsageEvents:
             lines: list[bytes] = []
             for path in self.journal.files_of(wid):
                 lines += _read_lines(path)
-            events = _finals_with_lost(lines, "stopped")
+            cut: list[dict[str, Any]] = []
+            events = _finals_with_lost(lines, "stopped", cut)
+            if self.on_lost is not None:
+                for begin in cut:
+                    await self.on_lost(begin)
             if events:
                 if self.redis is not None:
                     await self._xadd(events)

@@ -72,7 +72,11 @@ async def forward(
     """Try the plan's targets; ``resolve`` picks the module for a provider kind
     (the caller's API shape decides: Anthropic callers and OpenAI callers need
     different ones for the same provider)."""
-    gw.events.begin(x.event(gw.holder.current))
+    begin = x.event(gw.holder.current)
+    if x.plan is not None and x.plan.budgets:
+        # What to give back if this worker dies before settling.
+        begin["holds"] = [step.key for step in x.plan.budgets]
+    gw.events.begin(begin)
     watcher = gw.watch_disconnect(receive, x)
     try:
         await _attempts(gw, send, x, request, plan, resolve)

@@ -368,6 +368,22 @@ return 0
 """
 
 
+# A reservation whose request will never settle (its worker died): give it back.
+RELEASE_LUA = """
+local rid = ARGV[1]
+for i = 1, #KEYS / 2 do
+  local b, z = KEYS[2*i-1], KEYS[2*i]
+  local amount = redis.call('HGET', b, 'r:' .. rid)
+  if amount then
+    redis.call('HINCRBY', b, 'reserved', -tonumber(amount))
+    redis.call('HDEL', b, 'r:' .. rid)
+  end
+  redis.call('ZREM', z, rid)
+end
+return 0
+"""
+
+
 class RedisCounters:
     """The counters in Redis, over a pipelined connection (dataplane/resp.py)."""
 
@@ -406,6 +422,14 @@ class RedisCounters:
             keys.append(w.current)
             window_args += (tokens, w.ttl)
         await self.pipe.script(SETTLE_LUA, keys, args + budget_args + window_args)
+
+    async def release(self, request_id: str, budget_keys: list[str]) -> None:
+        """Drop a request's reservations without charging (see RELEASE_LUA)."""
+        keys: list[str] = []
+        for key in budget_keys:
+            keys += (key, key + ":r")
+        if keys:
+            await self.pipe.script(RELEASE_LUA, keys, [request_id])
 
     async def spent(self, key: str) -> tuple[int, int]:
         spent, reserved = await self.pipe.call("HMGET", key, "spent", "reserved")
@@ -489,6 +513,13 @@ class MemoryCounters:
         for w in plan.windows:
             if w.rule.metric == "tokens" and tokens:
                 self.windows[w.current] = (self._window(w.current, now) + tokens, now + w.ttl)
+
+    async def release(self, request_id: str, budget_keys: list[str]) -> None:
+        for key in budget_keys:
+            b = self.budgets.get(key)
+            held = b.reservations.pop(request_id, None) if b else None
+            if b is not None and held is not None:
+                b.reserved -= held[0]
 
     async def spent(self, key: str) -> tuple[int, int]:
         b = self.budgets.get(key)

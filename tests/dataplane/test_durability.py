@@ -157,3 +157,35 @@ def test_it_leaves_no_journal_behind_on_a_clean_stop(state_dir, gateway, world, 
     wid = response.headers["x-tollgate-request-id"][:19]
     worker.stop()
     assert not list((state_dir / "spool" / "journal").glob(f"{wid}.*"))
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="reservations outlive a worker only in Redis")
+def test_it_gives_back_the_reservation_of_a_request_its_worker_died_with(gateway, world, publish, anthropic_upstream, ledger, state_dir):
+    from decimal import Decimal
+
+    import redis
+    from django.conf import settings
+
+    from governance import services
+
+    services.budget_set(actor=world.alice, level="key", organization=world.acme, key=world.key, amount_usd=Decimal("50"), period="monthly")
+    doomed = GatewayProcess(state_dir)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        publish(doomed, gateway)
+        anthropic_upstream.event_delay = 0.5
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(lambda: httpx.post(f"{doomed.url}/v1/messages", json={**BODY, "stream": True},
+                                           headers={"x-api-key": world.secret}, timeout=30))
+            time.sleep(1.2)
+            held = [int(client.hget(k, "reserved") or 0) for k in client.scan_iter(f"{settings.REDIS_PREFIX}*:b:*") if not k.endswith(b":r")]
+            assert sum(held) > 0  # the stream holds its reservation
+            os.kill(doomed.proc.pid, signal.SIGKILL)
+            doomed.proc.wait(10)
+        (row,) = ledger(1, timeout=20, key_prefix=world.key.prefix, error_type="worker_lost")
+        held = [int(client.hget(k, "reserved") or 0) for k in client.scan_iter(f"{settings.REDIS_PREFIX}*:b:*") if not k.endswith(b":r")]
+        assert sum(held) == 0, held
+    finally:
+        anthropic_upstream.event_delay = 0
+        client.close()
+        doomed.stop()
