@@ -54,6 +54,8 @@ class Keepalive:
         try:
             await self._send({"type": "http.response.body", "body": self._body, "more_body": True})
             self.sent += 1
+        except Exception:  # noqa: S110 (the client is gone; the relay finds out on its next write)
+            pass
         finally:
             self._last = self._loop.time()
             self.busy = None
