@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -77,6 +78,26 @@ def sse_error(shape: str, status: int, error_type: str, message: str) -> bytes:
         body = {"error": {"code": status, "message": message, "status": "UNAVAILABLE" if status >= 500 else "ABORTED"}}
         return b"data: " + orjson.dumps(body) + b"\n\n"
     return anthropic_sse_error(error_type, message)
+
+
+# Claude Code compacts the conversation and retries when a provider says the
+# prompt is too long, matching on these messages: they must arrive word for word.
+_CONTEXT_TOO_LONG = re.compile(r"^\s*(prompt is too long|input is too long)", re.IGNORECASE)
+_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:[^\s\"',]+")
+_ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
+_GCP_PROJECT = re.compile(r"projects/[^/\s\"']+")
+
+
+def context_too_long(message: str) -> bool:
+    return _CONTEXT_TOO_LONG.match(message) is not None
+
+
+def hide_cloud_ids(message: str) -> str:
+    """A provider's error as the caller may see it: no AWS account ids or ARNs,
+    no GCP project ids (they name the company's cloud accounts)."""
+    message = _ARN.sub("arn:aws:…", message)
+    message = _ACCOUNT.sub("…", message)
+    return _GCP_PROJECT.sub("projects/…", message)
 
 
 # https://platform.openai.com/docs/guides/error-codes

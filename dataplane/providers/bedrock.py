@@ -41,7 +41,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 from botocore.credentials import Credentials
 
-from dataplane.errors import GatewayError
+from dataplane.errors import GatewayError, context_too_long, hide_cloud_ids
 from dataplane.providers.anthropic import Usage, usage_from_json
 from dataplane.providers.base import AnthropicRequest, EstimatedCount, Outbound, Target
 from dataplane.providers.eventstream import EventStreamDecoder, EventStreamError
@@ -436,7 +436,10 @@ def error_type_for(status: int, exception: str = "") -> str:
 
 
 def anthropic_error(error_type: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type, "message": f"Bedrock: {message}"}}
+    if context_too_long(message):
+        # Word for word: Claude Code compacts and retries on this message.
+        return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    return {"type": "error", "error": {"type": error_type, "message": f"Bedrock: {hide_cloud_ids(message)}"}}
 
 
 def _message_of(body: bytes) -> tuple[str, str]:
@@ -469,8 +472,9 @@ class BedrockJSON:
         if status >= 300:
             message, name = _message_of(body)
             kind = error_type_for(status, exception or name)
-            self.usage.error_type, self.usage.error_message = kind, f"Bedrock: {message}"
-            return orjson.dumps(anthropic_error(kind, message))
+            doc = anthropic_error(kind, message)
+            self.usage.error_type, self.usage.error_message = doc["error"]["type"], doc["error"]["message"]
+            return orjson.dumps(doc)
         if self.endpoint == "count_tokens":
             try:
                 count = int(orjson.loads(body)["inputTokens"])

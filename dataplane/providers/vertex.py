@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import orjson
 
-from dataplane.errors import GatewayError
+from dataplane.errors import GatewayError, context_too_long, hide_cloud_ids
 from dataplane.providers.anthropic import SSEUsageScanner, Usage, usage_from_json
 from dataplane.providers.base import AnthropicRequest, Outbound, Target
 from dataplane.providers.gcp_auth import TokenCache
@@ -108,8 +108,11 @@ def google_error(status: int, body: bytes) -> bytes:
         )
     else:
         error_type = _GOOGLE_STATUS_TYPES.get(google_status) or _HTTP_TYPES.get(status, "api_error")
+    if context_too_long(message):
+        # Word for word: Claude Code compacts and retries on this message.
+        return orjson.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": message}})
     return orjson.dumps(
-        {"type": "error", "error": {"type": error_type, "message": f"Vertex: {message}"}}
+        {"type": "error", "error": {"type": error_type, "message": f"Vertex: {hide_cloud_ids(message)}"}}
     )
 
 

@@ -801,3 +801,23 @@ def test_it_ends_a_cut_converse_stream_with_an_error_event(bedrock: FakeBedrock)
     events = sse_events(out)
     assert "message_stop" not in [n for n, _ in events]
     assert events[-1][0] == "error" and "before messageStop" in events[-1][1]["error"]["message"]
+
+
+def test_it_relays_input_is_too_long_word_for_word(bedrock: FakeBedrock) -> None:
+    # Claude Code compacts the conversation on exactly this message.
+    bedrock.fail_next(400, "ValidationException", "Input is too long for requested model.")
+    got, _, body = asyncio.run(call(Bedrock(), target_for(bedrock), messages_request(stream=True)))
+    assert got == 400
+    assert orjson.loads(body)["error"] == {"type": "invalid_request_error", "message": "Input is too long for requested model."}
+
+
+def test_it_hides_account_ids_and_arns_in_errors(bedrock: FakeBedrock) -> None:
+    bedrock.fail_next(
+        403, "AccessDeniedException",
+        "User: arn:aws:sts::123456789012:assumed-role/tollgate-prod/session is not authorized to perform: "
+        "bedrock:InvokeModel on account 123456789012",
+    )
+    _, _, body = asyncio.run(call(Bedrock(), target_for(bedrock), messages_request()))
+    message = orjson.loads(body)["error"]["message"]
+    assert "123456789012" not in message and "tollgate-prod" not in message
+    assert message.startswith("Bedrock: User: arn:aws:… is not authorized")

@@ -621,3 +621,16 @@ def test_it_maps_odd_error_bodies(status: int, body: bytes, error_type: str, mes
     error = orjson.loads(google_error(status, body))["error"]
     assert error["type"] == error_type
     assert message in error["message"]
+
+
+def test_it_relays_prompt_is_too_long_word_for_word() -> None:
+    # Vertex relays Anthropic's own envelope; Claude Code compacts on this message.
+    body = b'{"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}}'
+    error = orjson.loads(google_error(400, body))["error"]
+    assert error == {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}
+
+
+def test_it_hides_project_ids_in_errors() -> None:
+    body = b'{"error": {"code": 404, "message": "Publisher model projects/acme-prod-4711/locations/us-east5/publishers/anthropic/models/x not found", "status": "NOT_FOUND"}}'
+    error = orjson.loads(google_error(404, body))["error"]
+    assert "acme-prod-4711" not in error["message"] and "projects/…/locations" in error["message"]
