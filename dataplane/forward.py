@@ -36,6 +36,7 @@ from dataplane.exchange import Exchange
 from dataplane.http import Receive, Send, send_response
 from dataplane.keepalive import Keepalive
 from dataplane.providers.anthropic import DROP_RESPONSE, AnthropicNative
+from dataplane.providers.base import count_not_supported
 from dataplane.providers.registry import module_for
 from dataplane.routing import Plan
 
@@ -119,15 +120,8 @@ async def _attempts(
         x.served_model = target.model
         # Served by anything but the first choice: a failover, or the request's own fallbacks.
         x.fallback = target != targets[0]
-        counts_locally = getattr(module, "local_count_tokens", False) or (
-            hasattr(module, "counts_locally") and module.counts_locally(target)
-        )
-        if request.endpoint == "count_tokens" and counts_locally:
-            adapter = module.estimate(request)
-            x.status = 200
-            x.done = True
-            await send_response(send, 200, _own_headers(x, adapter.content_type), adapter.convert(200, b""))
-            return
+        if request.endpoint == "count_tokens" and not _counts(module, target):
+            raise count_not_supported(target)
         uid = target.provider.uid
         inflight = gw.inflight.get(uid, 0)
         if inflight >= (target.provider.settings.get("max_concurrency") or gw.config.upstream_max_concurrency):
@@ -216,6 +210,13 @@ async def _attempts(
     x.upstream_ended = gw.clock()
     x.done = True
     await send_response(send, status, headers, body)
+
+
+def _counts(module: Any, target: Any) -> bool:
+    """Whether the upstream counts tokens for this target (``counts_tokens``:
+    a flag, or a function of the target; a module without it does)."""
+    counts = getattr(module, "counts_tokens", True)
+    return bool(counts(target)) if callable(counts) else bool(counts)
 
 
 def _own_headers(x: Exchange, content_type: str) -> list[tuple[bytes, bytes]]:

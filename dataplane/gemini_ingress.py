@@ -20,7 +20,7 @@ import orjson
 from dataplane.errors import GatewayError
 from dataplane.exchange import Exchange
 from dataplane.forward import forward
-from dataplane.http import Receive, Scope, Send, decode_body, read_body, send_response
+from dataplane.http import Receive, Scope, Send, decode_body, read_body
 from dataplane.model_ids import checked, segment
 from dataplane.providers.base import AnthropicRequest, Outbound, Target
 from dataplane.reshape import ViaAnthropic
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "RESOURCE_EXHAUSTED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 413: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
-           499: "CANCELLED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+           499: "CANCELLED", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
 
 def google_error_body(status: int, message: str) -> bytes:
@@ -112,7 +112,10 @@ class _GeminiPassThrough:
 
 class _GeminiNative:
     async def build(self, target: Target, request: GeminiRequest) -> Outbound:
-        method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
+        if request.endpoint == "count_tokens":
+            method = "countTokens"
+        else:
+            method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         url = f"{target.provider.base_url}/v1beta/models/{segment(target.model)}:{method}"
         headers = {"x-goog-api-key": target.provider.credential, "content-type": "application/json"}
         return Outbound("POST", url, headers, orjson.dumps(request.doc))
@@ -169,13 +172,8 @@ async def generate(
     x.model = model
     if not x.key.allows(model):
         raise GatewayError(403, f"Model '{model}' is not allowed for Tollgate key {x.key.prefix}…; allowed: {'; '.join(x.key.allowed_models)}.", retry=False)
-    if method == "countTokens":
-        x.free = True
-        tokens = max(1, len(body) // 4)
-        x.status = 200
-        x.done = True
-        await send_response(send, 200, [(b"content-type", b"application/json")], orjson.dumps({"totalTokens": tokens}))
-        return
+    counting = method == "countTokens"
+    x.free = counting
     x.stream = method == "streamGenerateContent"
     snapshot = gw.holder.current
     route = snapshot.routes.match(x.key, model)
@@ -188,6 +186,15 @@ async def generate(
         raise GatewayError(503, f"No provider serves '{model}' in Tollgate. Ask your platform admin for a Gemini provider or a route.", retry=False)
     x.route_id = plan.route.id if plan.route else None
     x.provider = plan.targets[0].provider
+    if counting:
+        # Counted by a Gemini upstream as sent; anything else has no count in
+        # Google's terms, and Tollgate does not guess one.
+        target = next((t for t in plan.targets if t.provider.kind == "gemini"), None)
+        if target is None:
+            raise GatewayError(501, f"No Gemini provider serves '{model}', so Tollgate cannot count its tokens.", retry=False)
+        count_plan = Plan(None, [target], 1)
+        await forward(gw, receive, send, x, GeminiRequest(doc=doc, stream=False, endpoint="count_tokens"), count_plan, resolve=_module)
+        return
     if x.key.governed:
         max_tokens = (doc.get("generationConfig") or {}).get("maxOutputTokens")
         await gw.admit(x, len(body), max_tokens, {t.model for t in plan.targets})

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
+from dataplane.errors import GatewayError
 from dataplane.usage import Usage
 
 
@@ -97,26 +96,12 @@ class ProviderModule(Protocol):
     def adapter(self, target: Target, request: AnthropicRequest, status: int, content_type: str) -> Adapter: ...
 
 
-class EstimatedCount:
-    """count_tokens answered locally for providers without it: about four bytes
-    of JSON per token, marked ``estimated``."""
-
-    __slots__ = ("usage", "content_type", "_tokens")
-
-    def __init__(self, tokens: int) -> None:
-        self.usage = Usage()
-        self.content_type = "application/json"
-        self._tokens = tokens
-
-    @classmethod
-    def of(cls, request: AnthropicRequest) -> EstimatedCount:
-        return cls(max(1, len(orjson.dumps(request.doc)) // 4))
-
-    def convert(self, status: int, body: bytes) -> bytes:
-        return orjson.dumps({"input_tokens": self._tokens, "estimated": True})
-
-    def feed(self, chunk: bytes) -> bytes:
-        return chunk
-
-    def close(self) -> bytes:
-        return b""
+def count_not_supported(target: Target) -> GatewayError:
+    """count_tokens where the upstream has no count: said, never invented."""
+    return GatewayError(
+        501,
+        f"Provider '{target.provider.name}' ({target.provider.kind}) has no token counting for "
+        f"'{target.model}', and Tollgate does not guess one.",
+        error_type="not_supported_error",
+        retry=False,
+    )

@@ -7,9 +7,7 @@ For the router: ``BEDROCK`` is the ``ProviderModule``.
   put the same path on the wire). Non-Anthropic model ids (Amazon Nova, Meta
   Llama, Mistral...) go through Converse / ConverseStream, the request and
   answer translated by ``dataplane.translation.converse``; count_tokens for
-  them raises a ``GatewayError`` (400): Bedrock's CountTokens serves Claude
-  only, and the router's local estimate is per module, not per model
-  (``counts_locally``/``estimate`` are here for when it asks per target).
+  them is a 501 (``counts_tokens``): Bedrock's CountTokens serves Claude only.
 - ``BEDROCK.adapter(target, request, status, content_type)`` converts the answer:
   an event stream becomes Anthropic SSE, a JSON body Anthropic JSON.
 - ``BEDROCK.dropped_betas(target, request)`` names the client's betas left out
@@ -43,7 +41,7 @@ from botocore.credentials import Credentials
 
 from dataplane.errors import GatewayError, context_too_long, hide_cloud_ids
 from dataplane.providers.anthropic import Usage, usage_from_json
-from dataplane.providers.base import AnthropicRequest, EstimatedCount, Outbound, Target
+from dataplane.providers.base import AnthropicRequest, Outbound, Target
 from dataplane.providers.eventstream import EventStreamDecoder, EventStreamError
 from dataplane.translation.converse import (
     ConverseStreamToAnthropic,
@@ -325,12 +323,9 @@ class Bedrock:
             return list(dict.fromkeys(request.betas))  # Converse takes no Anthropic betas
         return betas_for(target, request)[1]
 
-    def counts_locally(self, target: Target) -> bool:
-        """count_tokens for this target is estimated here, not asked of Bedrock."""
-        return not is_anthropic_model(target.model)
-
-    def estimate(self, request: AnthropicRequest) -> EstimatedCount:
-        return EstimatedCount.of(request)
+    def counts_tokens(self, target: Target) -> bool:
+        """Bedrock's CountTokens serves the Anthropic models only."""
+        return is_anthropic_model(target.model)
 
     async def build(self, target: Target, request: AnthropicRequest) -> Outbound:
         region = _region(target)

@@ -10,8 +10,8 @@ included) back to Anthropic Messages (dataplane/translation/).
   ?api-version=…`` with an ``api-key`` header; the target's model is the
   deployment name (https://learn.microsoft.com/azure/ai-services/openai/reference).
 
-Count-tokens has no equivalent in this family: it is answered locally with an
-estimate (``estimated: true``).
+Count-tokens has no equivalent in this family: the gateway answers 501
+``not_supported_error`` (with ``x-should-retry: false``) rather than a guess.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import orjson
 from dataplane.model_ids import segment
 from dataplane.providers.base import (
     AnthropicRequest,
-    EstimatedCount,
     Outbound,
     ProviderConfig,
     Target,
@@ -64,7 +63,8 @@ def chat_endpoint(provider: ProviderConfig, model: str) -> tuple[str, dict[str, 
 
 
 class OpenAIChat:
-    local_count_tokens = True
+    # Chat Completions has no token counting endpoint.
+    counts_tokens = False
 
     async def build(self, target: Target, request: AnthropicRequest) -> Outbound:
         provider = target.provider
@@ -91,10 +91,6 @@ class OpenAIChat:
             to_anthropic=lambda doc, model: openai_response_to_anthropic(doc, model=model),
             error_types=_ERROR_TYPES,
         )
-
-    def estimate(self, request: AnthropicRequest) -> EstimatedCount:
-        return EstimatedCount.of(request)
-
 
 OPENAI = OpenAIChat()
 

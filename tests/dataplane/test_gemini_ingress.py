@@ -69,3 +69,21 @@ def test_it_answers_gemini_clients_in_googles_error_shape(gateway, world, publis
         content=b"{}", headers={"content-type": "application/json"},
     )
     assert by_query.status_code == 400 and by_query.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_it_counts_tokens_at_the_gemini_provider_and_never_guesses(gateway, world, publish, gemini_upstream, anthropic_upstream):
+    body = {"contents": [{"role": "user", "parts": [{"text": "count these words"}]}]}
+    # Served by Claude through a route: no count in Google's terms.
+    services.route_set(actor=world.alice, model_pattern="gemini-*", targets=[{"provider": world.provider, "model": "claude-sonnet-4-6"}])
+    publish()
+    refused = call(gateway, world.secret, "gemini-2.5-pro", "countTokens", body)
+    assert refused.status_code == 501, refused.text
+    assert refused.json()["error"]["status"] == "UNIMPLEMENTED"
+
+    gemini = services.provider_create(actor=world.alice, name="gemini", kind="gemini", base_url=gemini_upstream.url, credential=gemini_upstream.api_key)
+    services.route_set(actor=world.alice, model_pattern="gemini-*", targets=[{"provider": gemini, "model": "gemini-2.5-pro"}])
+    publish()
+    counted = call(gateway, world.secret, "gemini-2.5-pro", "countTokens", body)
+    assert counted.status_code == 200, counted.text
+    assert counted.json() == {"totalTokens": max(1, len(orjson.dumps(body)) // 4)}
+    assert gemini_upstream.received[-1].path == "/v1beta/models/gemini-2.5-pro:countTokens"

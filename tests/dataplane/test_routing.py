@@ -8,6 +8,7 @@ from collections import Counter
 import anthropic
 import httpx
 import orjson
+import pytest
 
 from governance import services
 
@@ -162,13 +163,30 @@ def test_it_reaches_azure_deployments(gateway, world, publish, openai_upstream, 
     assert seen.headers["api-key"] == openai_upstream.api_key
 
 
-def test_it_estimates_count_tokens_for_providers_without_it(gateway, world, publish, openai_upstream):
+def test_it_says_count_tokens_is_not_supported_rather_than_inventing_a_number(gateway, world, publish, openai_upstream):
     backup = openai_provider(world, openai_upstream)
     services.route_set(actor=world.alice, model_pattern="claude-*", targets=[{"provider": backup, "model": "gpt-5"}])
     publish()
-    result = sdk(gateway, world.secret).messages.count_tokens(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "hello there"}])
-    assert result.input_tokens > 0
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        sdk(gateway, world.secret).messages.count_tokens(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "hello there"}])
+    assert refused.value.status_code == 501
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    assert refused.value.body["error"]["type"] == "not_supported_error"
+    assert "does not guess" in refused.value.body["error"]["message"]
     assert openai_upstream.received == []
+
+
+def test_it_counts_tokens_with_geminis_own_count(gateway, world, publish, gemini_upstream):
+    gemini = services.provider_create(actor=world.alice, name="gemini", kind="gemini", base_url=gemini_upstream.url, credential=gemini_upstream.api_key)
+    services.route_set(actor=world.alice, model_pattern="claude-*", targets=[{"provider": gemini, "model": "gemini-2.5-pro"}])
+    publish()
+    result = sdk(gateway, world.secret).messages.count_tokens(
+        model="claude-sonnet-4-6", system="Be brief.", messages=[{"role": "user", "content": "hello there"}]
+    )
+    seen = gemini_upstream.received[-1]
+    assert seen.path == "/v1beta/models/gemini-2.5-pro:countTokens"
+    assert seen.body["generateContentRequest"]["systemInstruction"]["parts"][0]["text"] == "Be brief."
+    assert result.input_tokens == max(1, len(orjson.dumps(seen.body["generateContentRequest"])) // 4)
 
 
 def test_it_spreads_a_provider_over_its_credentials_and_fails_over_between_them(gateway, world, publish, anthropic_upstream, ledger):

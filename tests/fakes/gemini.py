@@ -114,6 +114,12 @@ class FakeGemini:
             return self._error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
         if failure is not None:
             return self._error(failure.status, failure.error_type, failure.message)
+        if request.match_info["method"] == "countTokens" and isinstance(body, dict):
+            # Either the turns alone, or a whole generateContentRequest (system, tools included).
+            counted = body.get("generateContentRequest") or body
+            if not counted.get("contents"):
+                return self._error(400, "INVALID_ARGUMENT", "* CountTokensRequest.contents: contents is not specified")
+            return web.Response(body=orjson.dumps({"totalTokens": max(1, len(orjson.dumps(counted)) // 4)}), content_type="application/json")
         if not isinstance(body, dict) or not body.get("contents"):
             return self._error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
         model = request.match_info["model"]

@@ -333,8 +333,9 @@ def test_it_refuses_count_tokens_for_non_anthropic_models(bedrock: FakeBedrock) 
         )
     assert info.value.status == 400 and info.value.retry is False
     assert "counts tokens for Claude only" in info.value.message
-    assert Bedrock().counts_locally(target_for(bedrock, model="amazon.nova-pro-v1:0"))
-    assert not Bedrock().counts_locally(target_for(bedrock))
+    # So the gateway answers a 501 for them before building anything (forward.py).
+    assert not Bedrock().counts_tokens(target_for(bedrock, model="amazon.nova-pro-v1:0"))
+    assert Bedrock().counts_tokens(target_for(bedrock))
 
 
 @pytest.mark.parametrize(
