@@ -144,6 +144,7 @@ def test_it_logs_every_request_a_killed_worker_served(gateway, world, publish, a
         assert len(ok) >= served, (len(ok), served)
         assert len(lost) >= 1 and lost[0].stream
         assert len({r.request_id for r in rows}) == len(rows)
+        print(f"\nworker killed: served {served} (+1 mid-stream), logged {len(ok)} served + {len(lost)} worker_lost")
     finally:
         doomed.stop()
         anthropic_upstream.event_delay = 0

@@ -134,6 +134,7 @@ def test_it_logs_everything_served_while_postgresql_was_down_for_a_minute(gatewa
         count, total = wait_logged(private_pg, world.key.prefix, len(served), timeout=60)
         assert count == len(served), (count, len(served))
         assert total == one_request_cost(private_pg, world.key.prefix) * count  # each charged once, in full
+        print(f"\nPostgreSQL down {DOWN_SECONDS} s: sent {len(served)}, served {len(served)}, logged {count}, log sum ${total}")
     finally:
         writer.kill()
         writer.wait(10)
@@ -169,6 +170,7 @@ def test_it_logs_each_request_once_when_the_writer_is_killed_mid_batch(gateway, 
             "SELECT count(*) - count(DISTINCT request_id) FROM ledger_requestlog WHERE key_prefix = %s", world.key.prefix
         )[0]
         assert dupes == 0
+        print(f"\nwriter killed mid-batch: sent {len(served)}, served {len(served)}, logged {count}, duplicates {dupes}")
     finally:
         writer.kill()
         writer.wait(10)
