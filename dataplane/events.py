@@ -135,8 +135,12 @@ class Journal:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.wid = wid
         self._lock_path = self.dir / f"{wid}.lock"
-        self._lock_fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        # Locked before it gets its name: a worker looking for orphans must
+        # never find this lock free in the moment between creating and locking.
+        pending = self.dir / f".{wid}.lock.tmp"
+        self._lock_fd = os.open(pending, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(pending, self._lock_path)
         self._n = 0
         self.fresh = 0
         self._fd = -1
