@@ -48,6 +48,13 @@ def authenticate(headers: dict[bytes, bytes], snapshot: Snapshot, pepper: bytes)
             **_NO_RETRY,
         )
     if not key.active:
+        if not key.owner_active:
+            raise GatewayError(
+                401,
+                f"Tollgate key {key.prefix}… belongs to a deactivated user. Ask your platform admin.",
+                key=key,
+                **_NO_RETRY,
+            )
         raise GatewayError(
             401,
             f"Tollgate key {key.prefix}… is disabled. Ask your platform admin to re-enable it or "

@@ -50,6 +50,9 @@ class KeyEntry:
     organization_id: int
     budgets: tuple[BudgetRule, ...] = ()
     limits: tuple[LimitRule, ...] = ()
+    # False when the key's user was deactivated (``active`` is then False too,
+    # so the hot path checks one flag; this one only picks the message).
+    owner_active: bool = True
 
     def allows(self, model: str) -> bool:
         return all(pattern.match(model) is not None for pattern in self.allowed)
@@ -202,7 +205,7 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
             id=k["id"],
             prefix=k["prefix"],
             name=k["name"],
-            active=k["status"] == "active",
+            active=k["status"] == "active" and k.get("user_active", True),
             expires_at=k.get("expires_at"),
             allowed_models=tuple(f"{name}: {', '.join(p)}" for name, p in levels if p),
             allowed=tuple(_compile(p) for _, p in levels if p),
@@ -211,6 +214,7 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
             organization_id=org_id,
             budgets=tuple(r for t in chain for r in budgets.get(t, ())),
             limits=tuple(r for t in chain for r in limits.get(t, ())),
+            owner_active=k.get("user_active", True),
         )
         keys[k["digest"]] = entry
         previous = k.get("previous_digest")

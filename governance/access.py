@@ -64,6 +64,68 @@ class OrganizationAccess:
         return self.role == Role.DEVELOPER and key.user_id == self.user.pk
 
 
+def actor_role(*, actor: Any, organization: Organization) -> str | None:
+    """What ``actor`` may do in ``organization`` when a service acts for them.
+
+    Services call this rather than trusting their caller: what binds a key's
+    owner must bind them in the API, the console and the Django admin alike.
+    A platform admin and the system itself (no user: migrations, commands,
+    bootstrap) count as admins.
+    """
+    if getattr(actor, "pk", None) is None or actor.is_superuser:
+        return Role.ADMIN
+    return (
+        Membership.objects.filter(user=actor, organization=organization)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def actor_manages(*, actor: Any, organization: Organization) -> bool:
+    return actor_role(actor=actor, organization=organization) == Role.ADMIN
+
+
+def key_change_require(*, actor: Any, key: VirtualKey) -> bool:
+    """Refuse ``actor`` a change to ``key`` unless they manage its organization or
+    own it as a developer; return whether they manage it."""
+    role = actor_role(actor=actor, organization=key.organization)
+    if role == Role.ADMIN:
+        return True
+    if role == Role.DEVELOPER and key.user_id == actor.pk:
+        return False
+    raise PermissionDenied("You may not change this key.")
+
+
+def key_team_for_create(
+    *, access: OrganizationAccess, owner: Any | None, slug: str | None, given: bool
+) -> Team | None:
+    """The team a new key goes to: the one named, or (when none is named) the
+    owner's own team, so a team member's keys land in their team by default."""
+    if slug:
+        return team_in(access=access, slug=slug)
+    if given or owner is None:
+        return None
+    return (
+        Team.objects.filter(memberships__user=owner, memberships__organization=access.organization)
+        .first()
+    )
+
+
+def user_for_change(*, user: Any, user_id: int) -> Any:
+    """A user named in the URL: those who share no organization with ``user`` answer 404.
+
+    Whether ``user`` may change them is the service's rule (user_set_active).
+    """
+    found = User.objects.filter(pk=user_id)
+    if not user.is_superuser:
+        org_ids = Membership.objects.filter(user=user).values("organization_id")
+        found = found.filter(memberships__organization_id__in=org_ids)
+    target = found.distinct().first()
+    if target is None:
+        raise Http404("No such user.")
+    return target
+
+
 def platform_admin_require(*, user: Any) -> None:
     if not user.is_superuser:
         raise PermissionDenied("Only a platform admin may do that.")

@@ -11,6 +11,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
@@ -33,6 +36,24 @@ from governance.models import (
     Team,
     VirtualKey,
 )
+
+
+class UserAdmin(auth_admin.UserAdmin):
+    """Django's user admin, with (de)activation going through its service, so a
+    deactivated user's keys are refused on the data plane and the change is audited."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not (change and "is_active" in form.changed_data):
+            super().save_model(request, obj, form, change)
+            return
+        wanted = obj.is_active
+        obj.is_active = not wanted
+        super().save_model(request, obj, form, change)
+        _adopt(obj, services.user_set_active(actor=request.user, user=obj, is_active=wanted))
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserAdmin)
 
 
 def _adopt(obj: Model, saved: Model) -> None:
@@ -208,14 +229,12 @@ class VirtualKeyForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         org, team, user = data.get("organization"), data.get("team"), data.get("user")
-        if org is not None and team is not None and team.organization_id != org.pk:
-            self.add_error("team", "The team belongs to another organization.")
-        if (
-            org is not None
-            and user is not None
-            and not user.memberships.filter(organization=org).exists()
-        ):
-            self.add_error("user", f"{user} is not a member of {org.slug}.")
+        if org is not None:
+            try:
+                services.key_team_check(organization=org, team=team, user=user)
+            except ValidationError as e:
+                for field, errors in e.message_dict.items():
+                    self.add_error(field, errors)
         expires_at = data.get("expires_at")
         if expires_at is not None and expires_at <= timezone.now():
             self.add_error("expires_at", "The expiry must be in the future.")
@@ -233,6 +252,7 @@ class VirtualKeyAdmin(TeamChoicesMixin, ServiceWrittenAdmin):
         "team",
         "user",
         "expires_at",
+        "disabled_by_admin",
         "created_at",
     )
     list_filter = ("status", "organization")

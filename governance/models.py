@@ -18,6 +18,9 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     # Glob patterns; empty means every model. Intersected with team and key lists.
     allowed_models = models.JSONField(default=list, blank=True)
+    # Off: a member of a team makes only keys of that team, so team budgets and
+    # allowlists cannot be stepped around. An admin may allow team-less keys.
+    allow_teamless_keys = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -168,6 +171,12 @@ class VirtualKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     # Glob patterns (fnmatch) such as "claude-sonnet-*"; empty means every model.
     allowed_models = models.JSONField(default=list, blank=True)
+    # What an admin set binds the key's owner, who may narrow it but not undo it:
+    # the allowlist an admin gave (empty: none), the latest expiry an admin
+    # allows, and whether an admin disabled the key.
+    admin_allowed_models = models.JSONField(default=list, blank=True)
+    admin_expires_at = models.DateTimeField(null=True, blank=True)
+    disabled_by_admin = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

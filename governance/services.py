@@ -15,13 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.services import audit_record
-from governance import sealing
+from governance import access, sealing
 from governance.keys import key_digest, key_generate
 from governance.models import (
     OPENAI_COMPATIBLE_PRESETS,
@@ -119,6 +119,36 @@ def user_create(
     audit_record(actor=actor, action="user.create", target=user, after={"username": username, "email": email})
     if organization is not None:
         membership_set(actor=actor, user=user, organization=organization, role=role, team=team)
+    return user
+
+
+@transaction.atomic
+def user_set_active(*, actor: Any, user: Any, is_active: bool) -> Any:
+    """Deactivate (or reactivate) a user: they can no longer sign in, and every
+    one of their keys is refused on the data plane with the next snapshot.
+
+    A platform admin may change anyone; an organization admin only users who
+    belong to no organization they do not manage, and no platform admin.
+    """
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if getattr(actor, "pk", None) is not None:
+        if actor.pk == user.pk:
+            raise PermissionDenied("You cannot deactivate yourself.")
+        if not actor.is_superuser:
+            org_ids = set(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
+            managed = set(
+                Membership.objects.filter(user=actor, role=Role.ADMIN, organization_id__in=org_ids).values_list(
+                    "organization_id", flat=True
+                )
+            )
+            if user.is_superuser or not org_ids or managed != org_ids:
+                raise PermissionDenied("Only a platform admin, or an admin of each of their organizations, may do that.")
+    before = {"is_active": user.is_active}
+    user.is_active = is_active
+    user.save(update_fields=["is_active"])
+    action = "user.activate" if is_active else "user.deactivate"
+    audit_record(actor=actor, action=action, target=user, before=before, after={"is_active": is_active})
+    config_changed()
     return user
 
 
@@ -241,6 +271,9 @@ def _key_state(key: VirtualKey) -> dict[str, Any]:
         "user": key.user_id,
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
         "allowed_models": list(key.allowed_models),
+        "admin_allowed_models": list(key.admin_allowed_models),
+        "admin_expires_at": key.admin_expires_at.isoformat() if key.admin_expires_at else None,
+        "disabled_by_admin": key.disabled_by_admin,
     }
 
 
@@ -254,6 +287,53 @@ def _validate_patterns(patterns: list[str]) -> list[str]:
     return cleaned
 
 
+def _patterns_covered(patterns: list[str], ceiling: list[str]) -> bool:
+    """Whether every model ``patterns`` allow is one ``ceiling`` allows (empty: every model).
+
+    Decided conservatively, without enumerating models: a pattern is covered by
+    an equal one, by ``*``, by a literal prefix ending in ``*`` that it starts
+    with, or (having no wildcards itself) by any pattern it matches.
+    """
+    if not ceiling:
+        return True
+    if not patterns:
+        return False
+
+    def covered(pattern: str, by: str) -> bool:
+        if pattern == by or by == "*":
+            return True
+        if not _GLOB.search(pattern):
+            return fnmatch.fnmatchcase(pattern, by)
+        stem = by[:-1]
+        return by.endswith("*") and not _GLOB.search(stem) and pattern.startswith(stem)
+
+    return all(any(covered(p, c) for c in ceiling) for p in patterns)
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def key_team_check(*, organization: Organization, team: Team | None, user: Any) -> None:
+    """A key's team is its owner's: team budgets and allowlists must not be escapable
+    by naming another team or none (unless the organization allows team-less keys)."""
+    if team is not None and team.organization_id != organization.pk:
+        raise ValidationError({"team": "The team belongs to another organization."})
+    if user is None:
+        return
+    membership = Membership.objects.filter(user=user, organization=organization).select_related("team").first()
+    if membership is None:
+        raise ValidationError({"user": f"{user} is not a member of {organization.slug}."})
+    if team is not None and membership.team_id != team.pk:
+        raise ValidationError({"team": f"{user} is not in team {team.slug}; a key belongs to its owner's team."})
+    if team is None and membership.team is not None and not organization.allow_teamless_keys:
+        raise ValidationError(
+            {
+                "team": f"{user} is in team {membership.team.slug}, so their keys belong to it; "
+                "an admin may allow team-less keys for the organization."
+            }
+        )
+
+
 @transaction.atomic
 def key_create(
     *,
@@ -265,13 +345,19 @@ def key_create(
     allowed_models: list[str] | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[VirtualKey, str]:
-    """Create a key; return it with its secret, which is never retrievable again."""
-    if team is not None and team.organization_id != organization.pk:
-        raise ValidationError({"team": "The team belongs to another organization."})
-    if user is not None and not Membership.objects.filter(user=user, organization=organization).exists():
-        raise ValidationError({"user": f"{user} is not a member of {organization.slug}."})
+    """Create a key; return it with its secret, which is never retrievable again.
+
+    Admins make keys for any member or for no one; a developer only for
+    themselves. What an admin sets here (allowlist, expiry) binds the owner.
+    """
+    role = access.actor_role(actor=actor, organization=organization)
+    manager = role == Role.ADMIN
+    if not manager and (role != Role.DEVELOPER or user is None or user.pk != actor.pk):
+        raise PermissionDenied("A developer may create keys only for themselves; viewers none.")
+    key_team_check(organization=organization, team=team, user=user)
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "The expiry must be in the future."})
+    patterns = _validate_patterns(allowed_models or [])
     secret, prefix = key_generate()
     key = VirtualKey.objects.create(
         organization=organization,
@@ -280,8 +366,10 @@ def key_create(
         name=name,
         prefix=prefix,
         digest=key_digest(secret),
-        allowed_models=_validate_patterns(allowed_models or []),
+        allowed_models=patterns,
+        admin_allowed_models=patterns if manager else [],
         expires_at=expires_at,
+        admin_expires_at=expires_at if manager else None,
         created_by=actor if getattr(actor, "pk", None) else None,
     )
     audit_record(actor=actor, action="key.create", target=key, after=_key_state(key))
@@ -300,11 +388,38 @@ def key_enable(*, actor: Any, key: VirtualKey) -> VirtualKey:
 
 
 def _key_set_status(*, actor: Any, key: VirtualKey, status: str, action: str) -> VirtualKey:
-    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    key = VirtualKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
+    manager = access.key_change_require(actor=actor, key=key)
+    if status == KeyStatus.ACTIVE and key.disabled_by_admin and not manager:
+        raise PermissionDenied("An admin disabled this key; only an admin can enable it again.")
     before = _key_state(key)
     key.status = status
-    key.save(update_fields=["status"])
+    # An owner disabling a key an admin already disabled must not lift the admin's hold.
+    key.disabled_by_admin = status == KeyStatus.DISABLED and (manager or key.disabled_by_admin)
+    key.save(update_fields=["status", "disabled_by_admin"])
     audit_record(actor=actor, action=action, target=key, before=before, after=_key_state(key))
+    config_changed()
+    return key
+
+
+@transaction.atomic
+def key_expiry_set(*, actor: Any, key: VirtualKey, expires_at: datetime | None) -> VirtualKey:
+    """Change when a key expires (None: never). An owner may only bring forward an
+    expiry an admin set, never drop or postpone it."""
+    key = VirtualKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
+    manager = access.key_change_require(actor=actor, key=key)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "The expiry must be in the future."})
+    if not manager and key.admin_expires_at is not None and (expires_at is None or expires_at > key.admin_expires_at):
+        raise PermissionDenied(
+            f"An admin set this key to expire at {key.admin_expires_at.isoformat()}; you may only bring that forward."
+        )
+    before = _key_state(key)
+    key.expires_at = expires_at
+    if manager:
+        key.admin_expires_at = expires_at
+    key.save(update_fields=["expires_at", "admin_expires_at"])
+    audit_record(actor=actor, action="key.expiry", target=key, before=before, after=_key_state(key))
     config_changed()
     return key
 
@@ -387,6 +502,12 @@ def _policy_target(
     return {"level": level, "organization": organization, "team": team, "user": user, "key": key}
 
 
+def _manage_require(*, actor: Any, organization: Organization) -> None:
+    # Budgets and rate limits are restrictions: only an admin sets or lifts them.
+    if not access.actor_manages(actor=actor, organization=organization):
+        raise PermissionDenied("Only an admin of this organization may change its policies.")
+
+
 def _budget_state(budget: Budget) -> dict[str, Any]:
     return {
         "level": budget.level,
@@ -412,6 +533,7 @@ def budget_set(
     rolling: bool = False,
 ) -> Budget:
     """Create or change the budget of one level for one period."""
+    _manage_require(actor=actor, organization=organization)
     target = _policy_target(level=level, organization=organization, team=team, user=user, key=key)
     if period not in Period.values:
         raise ValidationError({"period": f"Unknown period '{period}'; use one of {', '.join(Period.values)}."})
@@ -434,6 +556,7 @@ def budget_set(
 
 @transaction.atomic
 def budget_delete(*, actor: Any, budget: Budget) -> None:
+    _manage_require(actor=actor, organization=budget.organization)
     before = _budget_state(budget)
     audit_record(actor=actor, action="budget.delete", target=budget, before=before)
     budget.delete()
@@ -468,6 +591,7 @@ def rate_limit_set(
     provider: Provider | None = None,
 ) -> RateLimit:
     """Create or change a rate limit; one per (level target, metric, window, model, provider)."""
+    _manage_require(actor=actor, organization=organization)
     target = _policy_target(level=level, organization=organization, team=team, user=user, key=key)
     if metric not in Metric.values:
         raise ValidationError({"metric": f"Unknown metric '{metric}'; use requests or tokens."})
@@ -494,6 +618,7 @@ def rate_limit_set(
 
 @transaction.atomic
 def rate_limit_delete(*, actor: Any, rate_limit: RateLimit) -> None:
+    _manage_require(actor=actor, organization=rate_limit.organization)
     audit_record(actor=actor, action="rate_limit.delete", target=rate_limit, before=_limit_state(rate_limit))
     rate_limit.delete()
     config_changed()
@@ -501,10 +626,30 @@ def rate_limit_delete(*, actor: Any, rate_limit: RateLimit) -> None:
 
 @transaction.atomic
 def allowed_models_set(*, actor: Any, target: Organization | Team | VirtualKey, patterns: list[str]) -> Any:
-    """Set the model allowlist of an organization, a team or a key (empty: every model)."""
+    """Set the model allowlist of an organization, a team or a key (empty: every model).
+
+    Only admins set an organization's or a team's. On a key, what an admin sets
+    is also its owner's ceiling: the owner may narrow within it, never widen.
+    """
+    patterns = _validate_patterns(patterns)
+    extra: list[str] = []
+    if isinstance(target, VirtualKey):
+        target = VirtualKey.objects.select_for_update().select_related("organization").get(pk=target.pk)
+        if access.key_change_require(actor=actor, key=target):
+            target.admin_allowed_models = patterns
+            extra = ["admin_allowed_models"]
+        elif not _patterns_covered(patterns, list(target.admin_allowed_models)):
+            raise PermissionDenied(
+                "An admin limited this key to " + ", ".join(target.admin_allowed_models)
+                + "; you may narrow that list, not widen it."
+            )
+    else:
+        organization = target if isinstance(target, Organization) else target.organization
+        if not access.actor_manages(actor=actor, organization=organization):
+            raise PermissionDenied("Only an admin of this organization may do that.")
     before = {"allowed_models": list(target.allowed_models)}
-    target.allowed_models = _validate_patterns(patterns)
-    target.save(update_fields=["allowed_models"])
+    target.allowed_models = patterns
+    target.save(update_fields=["allowed_models", *extra])
     action = f"{target._meta.model_name.replace('virtualkey', 'key')}.allowed_models"
     audit_record(actor=actor, action=action, target=target, before=before, after={"allowed_models": target.allowed_models})
     config_changed()
@@ -512,11 +657,28 @@ def allowed_models_set(*, actor: Any, target: Organization | Team | VirtualKey, 
 
 
 @transaction.atomic
+def organization_update(*, actor: Any, organization: Organization, allow_teamless_keys: bool) -> Organization:
+    """Change an organization's settings: for now, whether team members may hold team-less keys."""
+    if not access.actor_manages(actor=actor, organization=organization):
+        raise PermissionDenied("Only an admin of this organization may do that.")
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    before = {"allow_teamless_keys": organization.allow_teamless_keys}
+    organization.allow_teamless_keys = allow_teamless_keys
+    organization.save(update_fields=["allow_teamless_keys"])
+    audit_record(
+        actor=actor, action="organization.update", target=organization, before=before,
+        after={"allow_teamless_keys": allow_teamless_keys},
+    )
+    return organization
+
+
+@transaction.atomic
 def key_rotate(*, actor: Any, key: VirtualKey, grace_seconds: int = 0) -> tuple[VirtualKey, str]:
     """Give a key a new secret; the old one keeps working for ``grace_seconds``."""
     if not 0 <= grace_seconds <= 30 * 86400:
         raise ValidationError({"grace_seconds": "The grace period must be between 0 and 30 days."})
-    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    key = VirtualKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
+    access.key_change_require(actor=actor, key=key)
     before = _key_state(key)
     secret, _ = key_generate()
     # The visible prefix stays: it names the key, not the secret's generation.

@@ -160,10 +160,17 @@ def snapshot_build() -> dict[str, Any]:
             for r in RateLimit.objects.all().order_by("id")
         ]
         user_ids = {k["user_id"] for k in keys if k["user_id"]}
-        users = {
-            str(pk): username
-            for pk, username in get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username")
-        }
+        users = {}
+        inactive = set()
+        for pk, username, is_active in (
+            get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username", "is_active")
+        ):
+            users[str(pk)] = username
+            if not is_active:
+                inactive.add(pk)
+        # A deactivated user's keys stop with them; the data plane folds this into each key's state.
+        for k in keys:
+            k["user_active"] = k["user_id"] not in inactive
         mcp = mcp_document()
     return {
         "built_at": timezone.now().isoformat(),

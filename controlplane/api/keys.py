@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -24,6 +25,16 @@ class KeyOutputSerializer(serializers.Serializer):
     user = serializers.CharField(source="user.username", allow_null=True, default=None)
     allowed_models = serializers.ListField(child=serializers.CharField())
     expires_at = serializers.DateTimeField(allow_null=True)
+    admin_allowed_models = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The allowlist an admin set, which binds the owner (empty: none).",
+    )
+    admin_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="The latest expiry an admin allows the owner."
+    )
+    disabled_by_admin = serializers.BooleanField(
+        help_text="Disabled by an admin: only an admin can enable it again."
+    )
     created_at = serializers.DateTimeField()
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
 
@@ -48,7 +59,11 @@ class KeysApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
-        team = serializers.SlugField(required=False, default=None)
+        team = serializers.SlugField(
+            required=False,
+            allow_null=True,
+            help_text="Omitted: the owner's team. null: no team, if the organization allows it.",
+        )
         user = serializers.CharField(
             required=False,
             default=None,
@@ -84,7 +99,9 @@ class KeysApi(APIView):
         values = data.validated_data
         org = access.organization_access(user=request.user, slug=slug)
         owner = access.key_owner_for_create(access=org, username=values["user"])
-        team = access.team_in(access=org, slug=values["team"]) if values["team"] else None
+        team = access.key_team_for_create(
+            access=org, owner=owner, slug=values.get("team"), given="team" in values
+        )
         key, secret = services.key_create(
             actor=request.user,
             organization=org.organization,
@@ -118,21 +135,39 @@ class KeyApi(APIView):
     class InputSerializer(serializers.Serializer):
         allowed_models = serializers.ListField(
             child=serializers.CharField(max_length=200),
+            required=False,
             help_text='Glob patterns such as "claude-sonnet-*"; empty allows every model the '
-            "organization and team allow.",
+            "organization and team allow. An owner may narrow an admin's list, not widen it.",
+        )
+        expires_at = serializers.DateTimeField(
+            required=False,
+            allow_null=True,
+            help_text="null: never. An owner may bring an admin's expiry forward, not postpone it.",
         )
 
         class Meta:
             ref_name = "VirtualKeyUpdate"
 
+        def validate(self, attrs: dict) -> dict:
+            if not attrs:
+                raise serializers.ValidationError({"allowed_models": "Give allowed_models, expires_at or both."})
+            return attrs
+
     @extend_schema(request=InputSerializer, responses=KeyOutputSerializer)
     def patch(self, request: Request, key_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        values = data.validated_data
         key = access.key_for_change(user=request.user, key_id=key_id)
-        key = services.allowed_models_set(
-            actor=request.user, target=key, patterns=data.validated_data["allowed_models"]
-        )
+        with transaction.atomic():
+            if "allowed_models" in values:
+                key = services.allowed_models_set(
+                    actor=request.user, target=key, patterns=values["allowed_models"]
+                )
+            if "expires_at" in values:
+                key = services.key_expiry_set(
+                    actor=request.user, key=key, expires_at=values["expires_at"]
+                )
         return Response(KeyOutputSerializer(key).data)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -28,6 +29,9 @@ class OrganizationsApi(APIView):
         allowed_models = serializers.ListField(
             child=serializers.CharField(),
             help_text="Glob patterns every key here is held to; empty allows every model.",
+        )
+        allow_teamless_keys = serializers.BooleanField(
+            help_text="Whether members of a team may hold keys outside it."
         )
         created_at = serializers.DateTimeField()
         role = serializers.CharField(
@@ -61,11 +65,22 @@ class OrganizationApi(APIView):
     class InputSerializer(serializers.Serializer):
         allowed_models = serializers.ListField(
             child=serializers.CharField(max_length=200),
+            required=False,
             help_text='Glob patterns such as "claude-*"; empty allows every model.',
+        )
+        allow_teamless_keys = serializers.BooleanField(
+            required=False,
+            help_text="Let members of a team hold keys with no team (off by default, so team "
+            "budgets and allowlists hold).",
         )
 
         class Meta:
             ref_name = "OrganizationUpdate"
+
+        def validate(self, attrs: dict) -> dict:
+            if not attrs:
+                raise serializers.ValidationError({"allowed_models": "Give allowed_models, allow_teamless_keys or both."})
+            return attrs
 
     @extend_schema(request=InputSerializer, responses=OrganizationsApi.OutputSerializer)
     def patch(self, request: Request, slug: str) -> Response:
@@ -73,11 +88,18 @@ class OrganizationApi(APIView):
         data.is_valid(raise_exception=True)
         org = access.organization_access(user=request.user, slug=slug)
         org.require_manage()
-        services.allowed_models_set(
-            actor=request.user,
-            target=org.organization,
-            patterns=data.validated_data["allowed_models"],
-        )
+        values = data.validated_data
+        with transaction.atomic():
+            if "allowed_models" in values:
+                services.allowed_models_set(
+                    actor=request.user, target=org.organization, patterns=values["allowed_models"]
+                )
+            if "allow_teamless_keys" in values:
+                services.organization_update(
+                    actor=request.user,
+                    organization=org.organization,
+                    allow_teamless_keys=values["allow_teamless_keys"],
+                )
         # Read back through the list's selector so the requester's role comes with it.
         updated = selectors.organization_list(user=request.user).get(pk=org.organization.pk)
         return Response(OrganizationsApi.OutputSerializer(updated).data)

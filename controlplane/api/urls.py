@@ -20,7 +20,7 @@ from controlplane.api.providers import ProviderCredentialApi, ProviderCredential
 from controlplane.api.rate_limits import RateLimitDeleteApi, RateLimitsApi
 from controlplane.api.routes import GatewayRoutesApi, OrganizationRoutesApi, RouteDeleteApi
 from controlplane.api.teams import TeamApi, TeamsApi
-from controlplane.api.users import UsersApi
+from controlplane.api.users import UserActivateApi, UserDeactivateApi, UsersApi
 
 # drf-spectacular serves its views to anyone by default; the API's shape is for signed-in users.
 SIGNED_IN = {"permission_classes": [IsAuthenticated]}
@@ -58,6 +58,8 @@ urlpatterns = [
     path("routes/", GatewayRoutesApi.as_view(), name="api-routes"),
     path("routes/<int:route_id>/", RouteDeleteApi.as_view(), name="api-route"),
     path("users/", UsersApi.as_view(), name="api-users"),
+    path("users/<int:user_id>/deactivate/", UserDeactivateApi.as_view(), name="api-user-deactivate"),
+    path("users/<int:user_id>/activate/", UserActivateApi.as_view(), name="api-user-activate"),
     path("providers/", ProvidersApi.as_view(), name="api-providers"),
     path("providers/<int:provider_id>/credentials/", ProviderCredentialsApi.as_view(), name="api-provider-credentials"),
     path(

@@ -49,6 +49,9 @@ class UsersApi(APIView):
         username = serializers.CharField()
         email = serializers.EmailField()
         is_superuser = serializers.BooleanField()
+        is_active = serializers.BooleanField(
+            help_text="False once deactivated: no sign-in, and every key of theirs is refused."
+        )
         memberships = MembershipSerializer(many=True, source="visible_memberships")
 
         class Meta:
@@ -84,3 +87,27 @@ class UsersApi(APIView):
         )
         shown = selectors.user_list(user=request.user).get(pk=user.pk)
         return Response(self.OutputSerializer(shown).data, status=status.HTTP_201_CREATED)
+
+
+def _set_active(request: Request, user_id: int, is_active: bool) -> Response:
+    target = access.user_for_change(user=request.user, user_id=user_id)
+    services.user_set_active(actor=request.user, user=target, is_active=is_active)
+    shown = selectors.user_list(user=request.user).get(pk=target.pk)
+    return Response(UsersApi.OutputSerializer(shown).data)
+
+
+class UserDeactivateApi(APIView):
+    @extend_schema(
+        request=None,
+        responses=UsersApi.OutputSerializer,
+        description="Stops the user signing in and refuses each of their keys on every "
+        "data-plane worker within a second.",
+    )
+    def post(self, request: Request, user_id: int) -> Response:
+        return _set_active(request, user_id, False)
+
+
+class UserActivateApi(APIView):
+    @extend_schema(request=None, responses=UsersApi.OutputSerializer)
+    def post(self, request: Request, user_id: int) -> Response:
+        return _set_active(request, user_id, True)

@@ -239,6 +239,7 @@ def test_it_lists_keys_in_constant_queries(
     staff: Client, acme, charlie, django_assert_num_queries
 ) -> None:
     team = services.team_create(actor=None, organization=acme, name="Platform")
+    services.membership_set(actor=None, user=charlie, organization=acme, role="developer", team=team)
     services.key_create(actor=None, organization=acme, name="first", team=team, user=charlie)
     staff.get("/admin/governance/virtualkey/")  # warm the session and content types
 

@@ -17,7 +17,8 @@ KEYS = "/api/v1/organizations/acme/keys/"
 def test_it_creates_a_key_and_shows_its_secret_once(
     client_for, bob, charlie, acme, committed_snapshot
 ) -> None:
-    services.team_create(actor=None, organization=acme, name="Platform")
+    platform = services.team_create(actor=None, organization=acme, name="Platform")
+    services.membership_set(actor=None, user=charlie, organization=acme, role="developer", team=platform)
     client = client_for(bob)
     response = client.post(
         KEYS,
@@ -156,6 +157,7 @@ def test_it_lists_keys_in_constant_queries(
     client_for, acme, bob, charlie, django_assert_num_queries
 ) -> None:
     team = services.team_create(actor=None, organization=acme, name="Platform")
+    services.membership_set(actor=None, user=charlie, organization=acme, role="developer", team=team)
     for i in range(20):
         services.key_create(actor=bob, organization=acme, name=f"k{i}", team=team, user=charlie)
     client = client_for(bob)

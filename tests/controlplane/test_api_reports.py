@@ -28,6 +28,7 @@ def spend(acme, globex, bob, charlie, dave, eve) -> dict[str, Any]:
     The three closed days are rolled up; today is only in the log.
     """
     payments = services.team_create(actor=None, organization=acme, name="Payments")
+    services.membership_set(actor=None, user=charlie, organization=acme, role="developer", team=payments)
     laptop, _ = services.key_create(
         actor=None, organization=acme, name="charlie laptop", team=payments, user=charlie
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from django.contrib.auth import get_user_model
 
 from audit.models import AuditEvent
@@ -117,3 +118,45 @@ def test_it_lists_users_in_constant_queries(
     with django_assert_num_queries(4):
         response = client.get("/api/v1/users/")
     assert response.json()["count"] == 21
+
+
+@pytest.mark.parametrize(
+    ("persona", "target", "expected"),
+    [
+        ("alice", "charlie", 200),
+        ("bob", "charlie", 200),
+        ("bob", "alice", 404),  # a platform admin outside acme is not in bob's roster
+        ("bob", "eve", 404),
+        ("bob", "bob", 403),
+        ("charlie", "dave", 403),
+        ("dave", "charlie", 403),
+        ("eve", "charlie", 404),
+    ],
+)
+def test_it_decides_who_may_deactivate_whom(
+    client_for, alice, bob, charlie, dave, eve, persona, target, expected, request, committed_snapshot
+) -> None:
+    from audit.models import AuditEvent
+    from governance.models import VirtualKey
+
+    actor, user = request.getfixturevalue(persona), request.getfixturevalue(target)
+    response = client_for(actor).post(f"/api/v1/users/{user.pk}/deactivate/")
+    assert response.status_code == expected, response.content
+    user.refresh_from_db()
+    assert user.is_active is (expected != 200)
+    assert AuditEvent.objects.filter(action="user.deactivate").count() == (expected == 200)
+    if expected == 200:
+        assert response.json()["is_active"] is False
+        key = VirtualKey.objects.filter(user=user).first()
+        assert key is None or key.status == "active"  # the keys stay as they were; the snapshot says why
+
+
+def test_it_refuses_an_org_admin_a_user_who_is_also_elsewhere(client_for, bob, charlie, globex) -> None:
+    services.membership_set(actor=None, user=charlie, organization=globex, role="developer")
+    assert client_for(bob).post(f"/api/v1/users/{charlie.pk}/deactivate/").status_code == 403
+
+
+def test_it_carries_the_users_state_in_the_snapshot(client_for, acme, alice, charlie, committed_snapshot) -> None:
+    services.key_create(actor=None, organization=acme, name="c", user=charlie)
+    assert client_for(alice).post(f"/api/v1/users/{charlie.pk}/deactivate/").status_code == 200
+    assert [k["user_active"] for k in committed_snapshot()["keys"]] == [False]

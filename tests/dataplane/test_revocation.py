@@ -95,3 +95,39 @@ def test_it_cuts_a_revoked_keys_streams_within_a_second(world, gateway, publish,
     assert text.rstrip().endswith("}") and "was disabled while this answer streamed" in text.split("\n\n")[-2]
     (row,) = ledger(1, key_prefix=world.key.prefix)
     assert row.error_type == "key_revoked" and row.status == 401
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_it_refuses_a_deactivated_users_keys_on_every_worker_within_a_second(world, two_workers, publish):
+    second, second_secret = world.new_key("charlie ci")
+    publish(*two_workers)
+    assert [status(w, s) for w in two_workers for s in (world.secret, second_secret)] == [200] * 4
+
+    api = APIClient()
+    api.force_authenticate(world.alice)
+    response = api.post(f"/api/v1/users/{world.charlie.id}/deactivate/")
+    deactivated_at = time.monotonic()
+    assert response.status_code == 200, response.content
+    assert response.json()["is_active"] is False
+
+    refused_after: dict[tuple[int, str], float] = {}
+    while len(refused_after) < 4 and time.monotonic() - deactivated_at < 3:
+        for i, worker in enumerate(two_workers):
+            for secret in (world.secret, second_secret):
+                if (i, secret) not in refused_after and status(worker, secret) == 401:
+                    refused_after[(i, secret)] = time.monotonic() - deactivated_at
+        time.sleep(0.01)
+    assert len(refused_after) == 4, f"still accepted somewhere: {refused_after}"
+    assert max(refused_after.values()) < 1.0, refused_after
+    answer = httpx.post(
+        f"{two_workers[0].url}/v1/messages", content=BODY,
+        headers={"x-api-key": world.secret, "content-type": "application/json"}, timeout=5,
+    )
+    assert "deactivated" in answer.json()["error"]["message"]
+
+    # Reactivating brings the keys back: the keys themselves were never disabled.
+    assert api.post(f"/api/v1/users/{world.charlie.id}/activate/").status_code == 200
+    deadline = time.monotonic() + 3
+    while status(two_workers[1], world.secret) != 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert status(two_workers[1], world.secret) == 200
