@@ -15,6 +15,8 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -60,11 +62,24 @@ def _local_secret(filename: str) -> str:
 
 
 def _derived(purpose: str) -> bytes:
+    # Embedded default only: production refuses to start without its own
+    # pepper and encryption keys, since rotating the secret key would
+    # otherwise silently break every virtual key and sealed credential.
     return hmac.new(SECRET_KEY.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
+# Production never invents or derives a secret, nor falls back to SQLite.
+PRODUCTION_REQUIRES = ("TOLLGATE_SECRET_KEY", "DATABASE_URL", "TOLLGATE_KEY_PEPPER", "TOLLGATE_ENCRYPTION_KEYS")
+if PRODUCTION:
+    _missing = [name for name in PRODUCTION_REQUIRES if not env(name).strip()]
+    if _missing:
+        raise ImproperlyConfigured(
+            "TOLLGATE_ENV=production needs " + ", ".join(_missing) + " (each may be given as <NAME>_FILE)."
+        )
+
 SECRET_KEY = env("TOLLGATE_SECRET_KEY") or _local_secret("secret_key")
-DEBUG = env_bool("TOLLGATE_DEBUG", not PRODUCTION)
+# Debug pages list URL patterns and settings: only when asked for, in any mode.
+DEBUG = env_bool("TOLLGATE_DEBUG", False)
 ALLOWED_HOSTS = [h for h in env("TOLLGATE_ALLOWED_HOSTS", "*").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("TOLLGATE_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -74,9 +89,28 @@ KEY_PEPPER = env("TOLLGATE_KEY_PEPPER").encode() or _derived("tollgate.key-peppe
 
 # Fernet keys for secrets at rest (provider credentials). The first encrypts;
 # all decrypt, so a key can be rotated by prepending a new one.
-ENCRYPTION_KEYS = [k for k in env("TOLLGATE_ENCRYPTION_KEYS").split(",") if k] or [
+ENCRYPTION_KEYS = [k.strip() for k in env("TOLLGATE_ENCRYPTION_KEYS").split(",") if k.strip()] or [
     base64.urlsafe_b64encode(_derived("tollgate.encryption")).decode()
 ]
+for _key in ENCRYPTION_KEYS:
+    try:
+        Fernet(_key.encode())
+    except ValueError:
+        raise ImproperlyConfigured(
+            "TOLLGATE_ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe base64 bytes); "
+            "make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        ) from None
+
+# HTTPS only in production (TLS may end at the load balancer: see
+# TOLLGATE_TRUSTED_PROXIES). HSTS preload stays the domain owner's call, so its
+# check is silenced unless TOLLGATE_HSTS_PRELOAD turns it on.
+SECURE_SSL_REDIRECT = env_bool("TOLLGATE_SSL_REDIRECT", PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)/?$"]
+SECURE_HSTS_SECONDS = env_int("TOLLGATE_HSTS_SECONDS", 365 * 86400 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("TOLLGATE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("TOLLGATE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("TOLLGATE_SECURE_COOKIES", PRODUCTION)
 
 INSTALLED_APPS = [
     "daphne",

@@ -834,6 +834,35 @@ def provider_credential_remove(*, actor: Any, credential: ProviderCredential) ->
 
 
 @transaction.atomic
+def secrets_reseal(*, actor: Any) -> dict[str, int]:
+    """Re-encrypt every sealed secret under the first encryption key, so the
+    older keys can be dropped. Returns how many values each model held.
+
+    Every ``*_sealed`` field of every installed model is covered, so a new
+    kind of secret cannot be forgotten here.
+    """
+    from django.apps import apps
+
+    counts: dict[str, int] = {}
+    for model in apps.get_models():
+        fields = [f.name for f in model._meta.concrete_fields if f.name.endswith(sealing.SEALED_SUFFIX)]
+        if not fields:
+            continue
+        label = model._meta.label
+        counts[label] = 0
+        for row in model.objects.select_for_update().order_by("pk"):
+            changed = {name: sealing.reseal(getattr(row, name)) for name in fields if getattr(row, name)}
+            if not changed:
+                continue
+            model.objects.filter(pk=row.pk).update(**changed)
+            counts[label] += len(changed)
+            audit_record(actor=actor, action="secret.reseal", target=row, after={"fields": sorted(changed)})
+    # The snapshot carries sealed credentials: workers get the new tokens too.
+    config_changed()
+    return counts
+
+
+@transaction.atomic
 def api_token_issue(*, actor: Any) -> Any:
     """The user's API token for automation (created on first use), audited each time it is handed out."""
     from rest_framework.authtoken.models import Token
@@ -1064,6 +1093,7 @@ def mcp_tool_policy_set(
     key: VirtualKey | None = None,
 ) -> McpToolPolicy:
     """Set which MCP tools one level of the chain may use (one policy per target)."""
+    _manage_require(actor=actor, organization=organization)
     target = _policy_target(level=level, organization=organization, team=team, user=user, key=key)
     policy = McpToolPolicy.objects.select_for_update().filter(**target).first()
     before = _mcp_policy_state(policy) if policy else None
@@ -1079,6 +1109,7 @@ def mcp_tool_policy_set(
 
 @transaction.atomic
 def mcp_tool_policy_delete(*, actor: Any, policy: McpToolPolicy) -> None:
+    _manage_require(actor=actor, organization=policy.organization)
     audit_record(actor=actor, action="mcp_policy.delete", target=policy, before=_mcp_policy_state(policy))
     policy.delete()
     config_changed()
