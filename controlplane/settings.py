@@ -121,7 +121,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
     "controlplane",
@@ -185,12 +184,30 @@ if REDIS_URL:
             "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}asgi"},
         }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{REDIS_PREFIX}cache",
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL and not env("CELERY_BROKER_URL")
+
+# Password checks are throttled per account and per client address, and
+# failures audited (controlplane/signin.py); the counters live in the cache
+# above: Redis when set, else this process's memory (the embedded default runs
+# one control-plane process).
+AUTHENTICATION_BACKENDS = ["controlplane.signin.ThrottledModelBackend"]
+SIGNIN_WINDOW_SECONDS = env_int("TOLLGATE_SIGNIN_WINDOW_SECONDS", 900)
+SIGNIN_MAX_FAILURES_PER_ACCOUNT = env_int("TOLLGATE_SIGNIN_MAX_FAILURES_PER_ACCOUNT", 10)
+SIGNIN_MAX_FAILURES_PER_ADDRESS = env_int("TOLLGATE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 30)
+# API tokens expire: the default lifetime and the longest one may ask for.
+API_TOKEN_DAYS = env_int("TOLLGATE_API_TOKEN_DAYS", 90)
+API_TOKEN_MAX_DAYS = env_int("TOLLGATE_API_TOKEN_MAX_DAYS", 365)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -214,7 +231,7 @@ FORMS_URLFIELD_ASSUME_HTTPS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "controlplane.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

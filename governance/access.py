@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from governance.models import (
+    ApiToken,
     Budget,
     Level,
     McpToolPolicy,
@@ -124,6 +125,17 @@ def user_for_change(*, user: Any, user_id: int) -> Any:
     if target is None:
         raise Http404("No such user.")
     return target
+
+
+def api_token_for_change(*, user: Any, token_id: int) -> ApiToken:
+    """An API token ``user`` may revoke: their own (any, for a platform admin); others answer 404."""
+    tokens = ApiToken.objects.select_related("user").filter(pk=token_id)
+    if not user.is_superuser:
+        tokens = tokens.filter(user=user)
+    token = tokens.first()
+    if token is None:
+        raise Http404("No such token.")
+    return token
 
 
 def platform_admin_require(*, user: Any) -> None:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from governance import services
 from governance.models import (
+    ApiToken,
     Budget,
     BudgetSpend,
     McpBundle,
@@ -757,3 +758,28 @@ class McpBundleAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for bundle in queryset:
             services.mcp_bundle_delete(actor=request.user, bundle=bundle)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens by prefix: the secret is not kept, so nothing here can be replayed."""
+
+    list_display = ("prefix", "user", "name", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    list_select_related = ("user",)
+    search_fields = ("prefix", "user__username", "name")
+    fields = ("prefix", "user", "name", "created_at", "expires_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    actions = ("revoke_tokens",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected tokens", permissions=["view"])
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset:
+            services.api_token_revoke(actor=request.user, token=token)
+        self.message_user(request, f"Revoked {len(queryset)} token(s).", messages.SUCCESS)

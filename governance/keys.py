@@ -24,3 +24,12 @@ def key_generate() -> tuple[str, str]:
 
 def key_digest(secret: str, pepper: bytes | None = None) -> str:
     return hmac.new(pepper or settings.KEY_PEPPER, secret.encode(), hashlib.sha256).hexdigest()
+
+
+API_TOKEN_PREFIX_LEN = 14
+
+
+def api_token_generate() -> tuple[str, str]:
+    """Return (secret, prefix) for a new API token: ``tgapi-<8 hex>-<43 chars>``."""
+    prefix = "tgapi-" + secrets.token_hex(4)
+    return f"{prefix}-{secrets.token_urlsafe(32)}", prefix

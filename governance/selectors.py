@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from governance.models import (
+    ApiToken,
     Budget,
     BudgetSpend,
     Level,
@@ -153,3 +154,15 @@ def mcp_policy_list(*, organization: Organization, owner: Any | None = None) -> 
     if owner is not None:
         policies = policies.filter(_concerning(owner))
     return policies.order_by("id")
+
+
+def api_token_list(*, user: Any) -> QuerySet[ApiToken]:
+    """``user``'s API tokens, newest first (never their secrets: those are not kept)."""
+    return ApiToken.objects.filter(user=user).select_related("user").order_by("-created_at", "-id")
+
+
+def api_token_for_secret(*, secret: str) -> ApiToken | None:
+    """The token whose digest ``secret`` has, with its user; usable or not."""
+    from governance.keys import key_digest
+
+    return ApiToken.objects.select_related("user").filter(digest=key_digest(secret)).first()

@@ -22,9 +22,10 @@ from django.utils.text import slugify
 
 from audit.services import audit_record
 from governance import access, sealing
-from governance.keys import key_digest, key_generate
+from governance.keys import api_token_generate, key_digest, key_generate
 from governance.models import (
     OPENAI_COMPATIBLE_PRESETS,
+    ApiToken,
     Budget,
     BudgetSpend,
     KeyStatus,
@@ -863,13 +864,46 @@ def secrets_reseal(*, actor: Any) -> dict[str, int]:
 
 
 @transaction.atomic
-def api_token_issue(*, actor: Any) -> Any:
-    """The user's API token for automation (created on first use), audited each time it is handed out."""
-    from rest_framework.authtoken.models import Token
+def api_token_issue(*, actor: Any, name: str = "", lifetime: timedelta | None = None) -> tuple[ApiToken, str]:
+    """A new API token for ``actor`` (who proved who they are); return it with its
+    secret, which is never retrievable again. Each token expires."""
+    from django.conf import settings
 
-    token, created = Token.objects.get_or_create(user=actor)
-    audit_record(actor=actor, action="auth.api_token_issue", target=actor, after={"created": created})
+    lifetime = lifetime or timedelta(days=settings.API_TOKEN_DAYS)
+    if not timedelta(minutes=5) <= lifetime <= timedelta(days=settings.API_TOKEN_MAX_DAYS):
+        raise ValidationError({"expires_in_days": f"A token lives between 5 minutes and {settings.API_TOKEN_MAX_DAYS} days."})
+    secret, prefix = api_token_generate()
+    token = ApiToken.objects.create(
+        user=actor, name=name, prefix=prefix, digest=key_digest(secret), expires_at=timezone.now() + lifetime
+    )
+    audit_record(
+        actor=actor,
+        action="auth.api_token_issue",
+        target=token,
+        after={"prefix": prefix, "name": name, "expires_at": token.expires_at.isoformat()},
+    )
+    return token, secret
+
+
+@transaction.atomic
+def api_token_revoke(*, actor: Any, token: ApiToken) -> ApiToken:
+    """Stop a token at once. Its owner or a platform admin may."""
+    token = ApiToken.objects.select_for_update().select_related("user").get(pk=token.pk)
+    if getattr(actor, "pk", None) is not None and not actor.is_superuser and token.user_id != actor.pk:
+        raise PermissionDenied("You may revoke only your own tokens.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, action="auth.api_token_revoke", target=token, after={"prefix": token.prefix})
     return token
+
+
+def api_token_used(*, token: ApiToken) -> None:
+    """Note when a token was last used, at most once a minute (bookkeeping, not a policy change)."""
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
 
 
 # --- MCP gateway: servers, tool policies, bundles --------------------------------

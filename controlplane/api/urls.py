@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
-from controlplane.api.auth import TokenCreateApi
+from controlplane.api.auth import ApiTokenApi, ApiTokensApi, TokenCreateApi
 from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
 from controlplane.api.keys import KeyApi, KeyDisableApi, KeyEnableApi, KeyRotateApi, KeysApi
 from controlplane.api.mcp import (
@@ -33,6 +33,8 @@ urlpatterns = [
         name="api-swagger",
     ),
     path("auth/token/", TokenCreateApi.as_view(), name="api-token"),
+    path("auth/tokens/", ApiTokensApi.as_view(), name="api-tokens"),
+    path("auth/tokens/<int:token_id>/", ApiTokenApi.as_view(), name="api-token-revoke"),
     path("organizations/", OrganizationsApi.as_view(), name="api-organizations"),
     path("organizations/<slug:slug>/", OrganizationApi.as_view(), name="api-organization"),
     path("organizations/<slug:slug>/teams/", TeamsApi.as_view(), name="api-teams"),

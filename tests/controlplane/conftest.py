@@ -7,6 +7,7 @@ knows nothing of acme.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from dataplane.snapshot import RedisSnapshotStore, store_from_settings
@@ -34,6 +34,14 @@ def _state_in_tmp(settings: Any, tmp_path: Path) -> None:
     settings.SNAPSHOT_FILE = tmp_path / "snapshot.json"
     settings.SPOOL_DIR = tmp_path / "spool"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Sign-in throttling counts in the cache: each test gets its own keys (and,
+    # on Redis, this run's prefix, so the shared server is never cleared).
+    settings.CACHES = {
+        "default": {
+            **django_settings.CACHES["default"],
+            "KEY_PREFIX": f"{django_settings.REDIS_PREFIX}cache-{uuid.uuid4().hex[:8]}",
+        }
+    }
 
 
 @pytest.fixture
@@ -88,8 +96,11 @@ def client_for(db: None) -> Callable[[Any], APIClient]:
 
     def make(user: Any) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        token, secret = services.api_token_issue(actor=user)
+        # A token in use: its last-use stamp (written at most once a minute) is
+        # fresh, so the query counts of list endpoints stay the same.
+        services.api_token_used(token=token)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
         return client
 
     return make

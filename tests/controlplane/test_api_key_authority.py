@@ -114,8 +114,9 @@ MATRIX: dict[str, tuple[Callable[[APIClient, dict[str, Any]], Any], dict[str, in
 @pytest.mark.parametrize("action", list(MATRIX))
 def test_it_decides_key_actions_by_role(client_for, ctx, action: str, persona: str) -> None:
     send, expected = MATRIX[action]
+    api = client_for(ctx["personas"][persona])
     before = AuditEvent.objects.count()
-    response = send(client_for(ctx["personas"][persona]), ctx)
+    response = send(api, ctx)
     assert response.status_code == expected[persona], (action, persona, response.content)
     if response.status_code >= 400:
         # A refusal changes nothing and leaves no audit row.
