@@ -75,7 +75,7 @@ class BudgetsApi(APIView):
         level = serializers.ChoiceField(choices=Level.choices, help_text=LEVEL_TARGETS_HELP)
         team = serializers.SlugField(required=False, default=None, allow_null=True)
         user = serializers.CharField(required=False, default=None, allow_null=True, max_length=150)
-        key = serializers.IntegerField(required=False, default=None, allow_null=True)
+        key = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1, max_value=2**63 - 1)
         amount_usd = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=0)
         period = serializers.ChoiceField(choices=Period.choices)
         rolling = serializers.BooleanField(

@@ -167,7 +167,7 @@ class McpPoliciesApi(APIView):
         level = serializers.ChoiceField(choices=Level.choices)
         team = serializers.SlugField(required=False, default=None, allow_null=True)
         user = serializers.CharField(required=False, default=None, allow_null=True, max_length=150)
-        key = serializers.IntegerField(required=False, default=None, allow_null=True)
+        key = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1, max_value=2**63 - 1)
         allowed = serializers.ListField(
             child=serializers.CharField(), default=list,
             help_text="Globs over <server>__<tool> ('files__read_*'; 'github' is every github tool); empty: every tool.",

@@ -79,7 +79,7 @@ class RateLimitsApi(APIView):
         )
         team = serializers.SlugField(required=False, default=None, allow_null=True)
         user = serializers.CharField(required=False, default=None, allow_null=True, max_length=150)
-        key = serializers.IntegerField(required=False, default=None, allow_null=True)
+        key = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1, max_value=2**63 - 1)
         metric = serializers.ChoiceField(choices=Metric.choices)
         limit = serializers.IntegerField(min_value=0)
         window = WindowField()

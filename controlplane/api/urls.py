@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
@@ -22,6 +22,22 @@ from controlplane.api.routes import GatewayRoutesApi, OrganizationRoutesApi, Rou
 from controlplane.api.teams import TeamApi, TeamsApi
 from controlplane.api.users import UserActivateApi, UserDeactivateApi, UsersApi
 
+
+class IdConverter:
+    """A row id: at most 18 digits, so it always fits the database's 64-bit key
+    (a longer one is a missing page, not an overflow and a 500)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
+
 # drf-spectacular serves its views to anyone by default; the API's shape is for signed-in users.
 SIGNED_IN = {"permission_classes": [IsAuthenticated]}
 
@@ -34,7 +50,7 @@ urlpatterns = [
     ),
     path("auth/token/", TokenCreateApi.as_view(), name="api-token"),
     path("auth/tokens/", ApiTokensApi.as_view(), name="api-tokens"),
-    path("auth/tokens/<int:token_id>/", ApiTokenApi.as_view(), name="api-token-revoke"),
+    path("auth/tokens/<id:token_id>/", ApiTokenApi.as_view(), name="api-token-revoke"),
     path("organizations/", OrganizationsApi.as_view(), name="api-organizations"),
     path("organizations/<slug:slug>/", OrganizationApi.as_view(), name="api-organization"),
     path("organizations/<slug:slug>/teams/", TeamsApi.as_view(), name="api-teams"),
@@ -51,21 +67,21 @@ urlpatterns = [
         OrganizationRoutesApi.as_view(),
         name="api-organization-routes",
     ),
-    path("keys/<int:key_id>/", KeyApi.as_view(), name="api-key"),
-    path("keys/<int:key_id>/disable/", KeyDisableApi.as_view(), name="api-key-disable"),
-    path("keys/<int:key_id>/enable/", KeyEnableApi.as_view(), name="api-key-enable"),
-    path("keys/<int:key_id>/rotate/", KeyRotateApi.as_view(), name="api-key-rotate"),
-    path("budgets/<int:budget_id>/", BudgetDeleteApi.as_view(), name="api-budget"),
-    path("rate-limits/<int:rate_limit_id>/", RateLimitDeleteApi.as_view(), name="api-rate-limit"),
+    path("keys/<id:key_id>/", KeyApi.as_view(), name="api-key"),
+    path("keys/<id:key_id>/disable/", KeyDisableApi.as_view(), name="api-key-disable"),
+    path("keys/<id:key_id>/enable/", KeyEnableApi.as_view(), name="api-key-enable"),
+    path("keys/<id:key_id>/rotate/", KeyRotateApi.as_view(), name="api-key-rotate"),
+    path("budgets/<id:budget_id>/", BudgetDeleteApi.as_view(), name="api-budget"),
+    path("rate-limits/<id:rate_limit_id>/", RateLimitDeleteApi.as_view(), name="api-rate-limit"),
     path("routes/", GatewayRoutesApi.as_view(), name="api-routes"),
-    path("routes/<int:route_id>/", RouteDeleteApi.as_view(), name="api-route"),
+    path("routes/<id:route_id>/", RouteDeleteApi.as_view(), name="api-route"),
     path("users/", UsersApi.as_view(), name="api-users"),
-    path("users/<int:user_id>/deactivate/", UserDeactivateApi.as_view(), name="api-user-deactivate"),
-    path("users/<int:user_id>/activate/", UserActivateApi.as_view(), name="api-user-activate"),
+    path("users/<id:user_id>/deactivate/", UserDeactivateApi.as_view(), name="api-user-deactivate"),
+    path("users/<id:user_id>/activate/", UserActivateApi.as_view(), name="api-user-activate"),
     path("providers/", ProvidersApi.as_view(), name="api-providers"),
-    path("providers/<int:provider_id>/credentials/", ProviderCredentialsApi.as_view(), name="api-provider-credentials"),
+    path("providers/<id:provider_id>/credentials/", ProviderCredentialsApi.as_view(), name="api-provider-credentials"),
     path(
-        "providers/<int:provider_id>/credentials/<int:credential_id>/",
+        "providers/<id:provider_id>/credentials/<id:credential_id>/",
         ProviderCredentialApi.as_view(),
         name="api-provider-credential",
     ),
@@ -73,10 +89,10 @@ urlpatterns = [
     path("prices/<path:model>/", PriceSetApi.as_view(), name="api-price-set"),
     path("reports/", include("controlplane.api.reports")),
     path("mcp/servers/", McpServersApi.as_view(), name="api-mcp-servers"),
-    path("mcp/servers/<int:server_id>/", McpServerApi.as_view(), name="api-mcp-server"),
-    path("mcp/servers/<int:server_id>/check/", McpServerCheckApi.as_view(), name="api-mcp-server-check"),
+    path("mcp/servers/<id:server_id>/", McpServerApi.as_view(), name="api-mcp-server"),
+    path("mcp/servers/<id:server_id>/check/", McpServerCheckApi.as_view(), name="api-mcp-server-check"),
     path("mcp/bundles/", McpBundlesApi.as_view(), name="api-mcp-bundles"),
     path("mcp/bundles/<slug:name>/", McpBundleApi.as_view(), name="api-mcp-bundle"),
     path("organizations/<slug:slug>/mcp-policies/", McpPoliciesApi.as_view(), name="api-mcp-policies"),
-    path("mcp-policies/<int:policy_id>/", McpPolicyApi.as_view(), name="api-mcp-policy"),
+    path("mcp-policies/<id:policy_id>/", McpPolicyApi.as_view(), name="api-mcp-policy"),
 ]
