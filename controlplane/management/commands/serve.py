@@ -16,7 +16,7 @@ import time
 from urllib.parse import urlparse
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from governance.services import admin_bootstrap
 from governance.snapshot import snapshot_publish
@@ -32,6 +32,16 @@ class Command(BaseCommand):
         parser.add_argument("--data-workers", type=int, default=int(os.environ.get("TOLLGATE_DATA_WORKERS", "1")))
 
     def handle(self, *args, host, control_port, data_port, data_workers, **options):
+        if data_workers < 1:
+            raise CommandError("TOLLGATE_DATA_WORKERS must be at least 1.")
+        if data_workers > 1 and not settings.COUNTERS_REDIS_URL:
+            # Without Redis each worker counts budgets and rate limits in its own
+            # memory: two workers would each admit a full budget.
+            raise CommandError(
+                f"TOLLGATE_DATA_WORKERS={data_workers} needs shared counters: the embedded default keeps "
+                "budget and rate-limit counters inside the one data-plane process. Set REDIS_URL "
+                "(or TOLLGATE_COUNTERS_REDIS_URL) to run more than one worker, or run one."
+            )
         created = admin_bootstrap()
         snapshot_publish()
         python = sys.executable
