@@ -18,7 +18,7 @@ from dataplane.errors import GatewayError, anthropic_sse_error
 from dataplane.exchange import Exchange
 from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body, send_response
-from dataplane.model_ids import checked, segment
+from dataplane.model_ids import checked, segment, sole
 from dataplane.providers.anthropic import (
     DROP_RESPONSE,
     SSEUsageScanner,
@@ -57,6 +57,7 @@ def _parse_request(body: bytes) -> dict[str, Any]:
     if not isinstance(model, str) or not model:
         raise GatewayError(400, "model: Field required (a model id such as 'claude-sonnet-4-5').", retry=False)
     checked(model)
+    sole(body, model)
     return doc
 
 

@@ -10,6 +10,7 @@ is built with ``segment()``, never by pasting the name in: ``..``, ``%``,
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import quote
 
@@ -40,6 +41,47 @@ def checked(name: str, where: str = "model") -> str:
         shown = name[:80].encode("unicode_escape").decode("ascii")
         raise GatewayError(400, f"{where}: '{shown}' is not a model name ({reason}).", retry=False)
     return name
+
+
+# The first key of the body, when it is "model" (Claude Code and most SDKs put it there).
+_LEADING_MODEL = re.compile(rb'\s*\{\s*"model"\s*:\s*"([^"\\]*)"')
+
+
+def sole(body: bytes, model: str) -> None:
+    """Refuse a body that names its model twice at the top level.
+
+    Tollgate's parser keeps the last ``"model"``; a provider's parser that keeps
+    the first would serve a model the allowlist and the price never saw, from
+    the same bytes. When the body opens with the model that the parse kept, a
+    first-wins and a last-wins reader agree, at the cost of one anchored match;
+    only a body whose model comes later pays for a scan, and only one with two
+    ``"model"`` tokens for an exact parse.
+    """
+    leading = _LEADING_MODEL.match(body)
+    if leading is not None:
+        if leading.group(1) == model.encode():
+            return
+    elif body.count(b'"model"') < 2:
+        return
+    if leading is not None or _duplicated_at_top(body, "model"):
+        raise GatewayError(
+            400, "model: the request body names its model more than once; send one \"model\" key.", retry=False
+        )
+
+
+def _duplicated_at_top(body: bytes, key: str) -> bool:
+    """Whether the outermost object of ``body`` (already parsed once) repeats ``key``."""
+    outermost: list[bool] = []
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        outermost[:] = [sum(1 for name, _ in items if name == key) > 1]
+        return dict(items)
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)  # the last object closed is the outermost
+    except (ValueError, RecursionError):
+        return True  # what can't be checked is not sent on
+    return bool(outermost and outermost[0])
 
 
 def segment(name: str) -> str:

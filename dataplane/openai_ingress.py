@@ -19,7 +19,7 @@ from dataplane.errors import GatewayError, anthropic_error_to_openai
 from dataplane.exchange import Exchange
 from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body
-from dataplane.model_ids import checked
+from dataplane.model_ids import checked, sole
 from dataplane.providers.base import AnthropicRequest, Target
 from dataplane.providers.openai import OPENAI_NATIVE
 from dataplane.reshape import ViaAnthropic
@@ -106,6 +106,7 @@ async def chat_completions(
     if not isinstance(model, str) or not model:
         raise GatewayError(400, "you must provide a model parameter (e.g. 'anthropic/claude-sonnet-4-6').", retry=False)
     checked(model)
+    sole(body, model)
     if not isinstance(doc.get("messages"), list) or not doc["messages"]:
         raise GatewayError(400, "messages: a non-empty list of messages is required.", retry=False)
     x.model = model

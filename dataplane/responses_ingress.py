@@ -19,7 +19,7 @@ from dataplane.errors import GatewayError, anthropic_error_to_openai
 from dataplane.exchange import Exchange
 from dataplane.forward import forward
 from dataplane.http import Receive, Scope, Send, decode_body, read_body
-from dataplane.model_ids import checked
+from dataplane.model_ids import checked, sole
 from dataplane.openai_ingress import OPENAI_FAMILY, plan_named
 from dataplane.providers.base import AnthropicRequest, Outbound, Target
 from dataplane.reshape import ViaAnthropic
@@ -152,6 +152,7 @@ async def responses(
     if not isinstance(model, str) or not model:
         raise GatewayError(400, "you must provide a model parameter (e.g. 'anthropic/claude-sonnet-4-6').", retry=False)
     checked(model)
+    sole(body, model)
     if "input" not in doc:
         raise GatewayError(400, "input: a string or a list of input items is required.", retry=False)
     x.model = model

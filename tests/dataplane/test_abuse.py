@@ -167,6 +167,39 @@ def test_it_keeps_claude_codes_device_id_from_third_parties(gateway, world, publ
     assert openai_upstream.received[-1].body["user"] == "user_4f1c_account__session_9e2b"
 
 
+TWO_MODELS = {
+    "dearer first": b'{"model": "claude-opus-4-1", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "model": "claude-sonnet-4-5"}',
+    "model later, twice": b'{"max_tokens": 5, "model": "claude-opus-4-1", "messages": [{"role": "user", "content": "hi"}], "model": "claude-sonnet-4-5"}',
+    "escaped twin": b'{"max_tokens": 5, "model": "\\u0063laude-opus-4-1", "messages": [], "model": "claude-sonnet-4-5"}',
+}
+
+
+@pytest.mark.parametrize("name", TWO_MODELS)
+def test_it_refuses_a_body_that_names_two_models(gateway, world, publish, anthropic_upstream, name):
+    """A provider that keeps the first key would serve a model the allowlist never saw."""
+    key, secret = world.new_key("sonnet only", allowed_models=["claude-sonnet-4-5"])
+    publish()
+    body = TWO_MODELS[name]
+    anthropic = httpx.post(f"{gateway.url}/v1/messages", content=body, timeout=10,
+                           headers={"x-api-key": secret, "content-type": "application/json"})
+    assert anthropic.status_code == 400, anthropic.text
+    assert "more than once" in anthropic.json()["error"]["message"]
+    chat = httpx.post(f"{gateway.url}/v1/chat/completions", content=body.replace(b'"max_tokens": 5, ', b""), timeout=10,
+                      headers={"authorization": f"Bearer {secret}", "content-type": "application/json"})
+    assert chat.status_code == 400, chat.text
+    assert "more than once" in chat.json()["error"]["message"]
+    assert anthropic_upstream.received == []
+
+
+def test_it_serves_a_body_whose_tools_have_a_model_field(gateway, world, anthropic_upstream):
+    body = {"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "model": "claude-sonnet-4-5",
+            "tools": [{"name": "pick", "input_schema": {"type": "object", "properties": {"model": {"type": "string"}}}}]}
+    response = httpx.post(f"{gateway.url}/v1/messages", json=body, headers={"x-api-key": world.secret}, timeout=10)
+    assert response.status_code == 200, response.text
+    (seen,) = anthropic_upstream.messages_received()
+    assert seen.raw == orjson.dumps(body)
+
+
 HOSTILE_BODIES = {
     "deep nesting": b'{"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
     "huge max_tokens": b'{"model": "claude-sonnet-4-5", "max_tokens": 1e400, "messages": [{"role": "user", "content": "hi"}]}',
