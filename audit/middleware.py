@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
 from audit import context
+
+# What a tracing proxy or client sends as a request id (UUIDs, W3C/Datadog/AWS
+# trace ids); anything else is client text that has no place in an audit row.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=/+-]{0,63}")
 
 
 class RequestContextMiddleware:
@@ -15,9 +20,10 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        sent = request.headers.get("x-request-id", "")
+        request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         ip = request.META.get("REMOTE_ADDR") or None
-        token = context.current.set(context.RequestContext(request_id=request_id[:64], ip=ip))
+        token = context.current.set(context.RequestContext(request_id=request_id, ip=ip))
         try:
             response = self.get_response(request)
         finally:

@@ -84,3 +84,28 @@ def test_it_audits_each_token_handed_out(db, django_user_model) -> None:
     events = list(AuditEvent.objects.filter(action="auth.api_token_issue").order_by("id"))
     assert len({e.after["prefix"] for e in events}) == 2
     assert all(e.actor_label == "dora" for e in events)
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("4bf92f3577b34da6a3ce929d0e0e4736", True),
+        ("Root=1-67891233-abcdef012345678912345678", True),
+        ("<script>alert(1)</script>", False),
+        ("id with spaces", False),
+        ("x" * 65, False),
+        ("é-unicode", False),
+    ],
+)
+def test_it_keeps_a_request_id_only_when_it_looks_like_one(db, django_user_model, sent: str, kept: bool) -> None:
+    from audit.models import AuditEvent
+
+    django_user_model.objects.create_user("erin", password="erin-password-1")
+    response = APIClient().post("/api/v1/auth/token/", {"username": "erin", "password": "erin-password-1"},
+                                HTTP_X_REQUEST_ID=sent)
+    assert response.status_code == 200
+    stored = AuditEvent.objects.get(action="auth.api_token_issue").request_id
+    assert response["X-Request-Id"] == stored
+    assert (stored == sent) is kept
+    if not kept:
+        assert len(stored) == 32 and stored.isalnum()
