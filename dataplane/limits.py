@@ -15,8 +15,10 @@ default.
 
 Money is counted in nano-USD integers. A budget's counter for a period starts
 from the floor the control plane publishes in the snapshot (the larger of the
-persisted counter and the request log's sum), so a Redis that comes back empty
-never resets spend to zero.
+persisted counter and the request log's sum), and every admission raises the
+counter to the newest floor it is given: a Redis that comes back empty never
+resets spend to zero, and what was spent between the last floor and the loss
+is taken up by the next snapshot (republished every minute).
 """
 
 from __future__ import annotations
@@ -272,14 +274,14 @@ for i = 1, nb do
   local state = redis.call('HMGET', b, 'init', 'spent', 'reserved')
   local spent = tonumber(state[2] or '0')
   local reserved = tonumber(state[3] or '0')
+  -- Never below the durable record: at first touch (or when the store came back
+  -- empty) and whenever a newer snapshot's floor has caught up with lost spend.
+  if floor > spent then
+    spent = floor
+    redis.call('HSET', b, 'spent', floor)
+  end
   if not state[1] then
-    -- First touch in this period (or the store came back empty): start from the floor.
-    if floor > spent then
-      spent = floor
-      redis.call('HSET', b, 'spent', floor, 'init', 1)
-    else
-      redis.call('HSET', b, 'init', 1)
-    end
+    redis.call('HSET', b, 'init', 1)
     fresh[i] = true
   end
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 200)
@@ -477,6 +479,8 @@ class MemoryCounters:
             b = self.budgets.get(step.key)
             if b is None:
                 b = self.budgets[step.key] = _Budget(spent=step.floor)
+            elif step.floor > b.spent:
+                b.spent = step.floor
             for rid in [r for r, (_, exp) in b.reservations.items() if exp <= now]:
                 amount, _ = b.reservations.pop(rid)
                 b.reserved -= amount

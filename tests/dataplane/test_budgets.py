@@ -286,3 +286,32 @@ def test_it_persists_counter_spend_to_postgresql(gateway, world, publish, ledger
             break
         time.sleep(0.05)  # settlement lands just after the response
     assert spend.spent_usd == row.cost_usd
+
+
+@pytest.mark.skipif(not REDIS, reason="the running counter lives in Redis")
+def test_it_takes_up_spend_a_redis_loss_forgot_from_the_next_snapshot(gateway, world, publish, ledger):
+    import redis
+
+    budget(world, "100")
+    publish()  # its floor is $0: nothing is spent yet
+    for _ in range(2):
+        assert send(gateway, world.secret).status_code == 200
+    ledger(2, key_prefix=world.key.prefix)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    pattern = f"{settings.REDIS_PREFIX}{{o{world.acme.id}}}:*"
+    client.delete(*client.scan_iter(pattern))  # Redis came back empty
+    assert send(gateway, world.secret).status_code == 200  # restarts from the $0 floor
+    ledger(3, key_prefix=world.key.prefix)
+    publish()  # the next snapshot's floor is the log's sum of all three
+    assert send(gateway, world.secret).status_code == 200
+    rows = ledger(4, key_prefix=world.key.prefix)
+    logged = sum(int(r.cost_usd * NANO) for r in rows)
+    deadline = time.monotonic() + 5
+    while True:
+        counters = [k for k in client.scan_iter(pattern) if client.type(k) == b"hash"]
+        spent = sum(int(client.hget(k, "spent") or 0) for k in counters)
+        if spent == logged or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # settlement lands just after the response
+    client.close()
+    assert spent == logged

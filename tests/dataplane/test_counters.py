@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import uuid
 
@@ -87,6 +88,30 @@ def test_it_starts_an_empty_counter_from_the_published_floor(kind):
         # A floor from another period does not apply.
         stale = budget_rule("1", floor=NANO, start=start - 1)
         await s.admit(plan([stale], reserve=10, now=now), now)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_takes_up_a_newer_floor_on_a_counter_already_running(kind):
+    """Redis came back empty and restarted from an older floor; the next snapshot's
+    floor holds the spend the loss forgot, and the running counter must rise to it."""
+    async def scenario():
+        s = await store(kind)
+        now = 1_000_000.0
+        start, _ = period_bounds("monthly", False, 0.0, now)
+        older = budget_rule("1", floor=NANO // 2, start=start)
+        first = plan([older], reserve=10, now=now)
+        await s.admit(first, now)
+        await s.settle(first, 10, 0)
+        assert (await s.spent(first.budgets[0].key))[0] == NANO // 2 + 10
+        newer = dataclasses.replace(older, floor_nano=NANO - 100)
+        with pytest.raises(Refusal):
+            await s.admit(plan([newer], reserve=101, now=now), now)
+        assert (await s.spent(first.budgets[0].key))[0] == NANO - 100
+        # An older floor never lowers what the counter knows.
+        await s.admit(plan([older], reserve=100, now=now), now)
+        assert (await s.spent(first.budgets[0].key))[0] == NANO - 100
 
     run(scenario())
 
