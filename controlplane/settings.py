@@ -101,8 +101,7 @@ for _key in ENCRYPTION_KEYS:
             "make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
         ) from None
 
-# HTTPS only in production (TLS may end at the load balancer: see
-# TOLLGATE_TRUSTED_PROXIES). HSTS preload stays the domain owner's call, so its
+# HTTPS only in production. HSTS preload stays the domain owner's call, so its
 # check is silenced unless TOLLGATE_HSTS_PRELOAD turns it on.
 SECURE_SSL_REDIRECT = env_bool("TOLLGATE_SSL_REDIRECT", PRODUCTION)
 SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)/?$"]
