@@ -121,7 +121,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and ReDoc served from the package, never a CDN: installs are often air-gapped.
+    "drf_spectacular_sidecar",
     "channels",
+    "django_htmx",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "controlplane",
     "governance",
     "audit",
@@ -137,6 +143,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "audit.middleware.RequestContextMiddleware",
 ]
 
@@ -154,6 +162,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "controlplane.web.navigation.navigation",
             ]
         },
     }
@@ -225,7 +234,37 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env("TOLLGATE_STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 
-LOGIN_URL = "/admin/login/"
+# The console's sign-in (django-allauth) is the one door for people, the Django
+# admin's included (controlplane/urls.py): password, then TOTP when enrolled.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
+ACCOUNT_ADAPTER = "controlplane.web.accounts.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_SESSION_REMEMBER = None
+# Failed passwords are throttled once, by ThrottledModelBackend, with the same
+# counters for the console, the API and the admin; allauth keeps its limits on
+# the rest (password-reset mails, reauthentication).
+ACCOUNT_RATE_LIMITS = {"login_failed": None}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_ADAPTER = "controlplane.web.accounts.MfaAdapter"
+MFA_FORMS = {"authenticate": "controlplane.web.accounts.MfaAuthenticateForm"}
+MFA_TOTP_ISSUER = env("TOLLGATE_MFA_ISSUER", "Tollgate")
+# Password-reset mail: printed on the terminal in the embedded default; SMTP
+# (TOLLGATE_EMAIL_HOST…) in production.
+EMAIL_BACKEND = env(
+    "TOLLGATE_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("TOLLGATE_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("TOLLGATE_EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("TOLLGATE_EMAIL_USER")
+EMAIL_HOST_PASSWORD = env("TOLLGATE_EMAIL_PASSWORD")
+EMAIL_USE_TLS = env_bool("TOLLGATE_EMAIL_TLS", False)
+DEFAULT_FROM_EMAIL = env("TOLLGATE_EMAIL_FROM", "tollgate@localhost")
 FORMS_URLFIELD_ASSUME_HTTPS = True
 
 REST_FRAMEWORK = {
@@ -249,6 +288,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Tollgate control plane API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

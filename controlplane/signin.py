@@ -1,8 +1,8 @@
 """Password sign-in, throttled per account and per client address, failures audited.
 
-Every password check (the admin login, ``/api/v1/auth/token/``, the console)
-goes through ``authenticate()``, hence through ``ThrottledModelBackend``: once
-an account or an address has failed ``SIGNIN_MAX_FAILURES_*`` times within
+Every password check (the console sign-in, which the admin uses too, and
+``/api/v1/auth/token/``) goes through ``authenticate()``, hence through
+``ThrottledModelBackend``: once an account or an address has failed ``SIGNIN_MAX_FAILURES_*`` times within
 ``SIGNIN_WINDOW_SECONDS``, further attempts are refused without checking the
 password, until the window ends. Counters live in the Django cache (Redis when
 REDIS_URL is set, so every control-plane process shares them).
@@ -15,11 +15,10 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -112,17 +111,3 @@ class ThrottledModelBackend(ModelBackend):
         else:
             signin_succeeded(request=request, username=username)
         return user
-
-
-class SigninForm(AdminAuthenticationForm):
-    """The admin's login form, saying when a throttled sign-in may try again."""
-
-    def clean(self) -> dict[str, Any]:
-        username = self.cleaned_data.get("username")
-        if username:
-            wait = signin_refusal(request=self.request, username=username)
-            if wait:
-                raise ValidationError(
-                    f"Too many failed sign-ins. Try again in {max(1, wait // 60)} minute(s).", code="throttled"
-                )
-        return super().clean()

@@ -858,9 +858,28 @@ def secrets_reseal(*, actor: Any) -> dict[str, int]:
             model.objects.filter(pk=row.pk).update(**changed)
             counts[label] += len(changed)
             audit_record(actor=actor, action="secret.reseal", target=row, after={"fields": sorted(changed)})
+    counts.update(_mfa_secrets_reseal(actor=actor))
     # The snapshot carries sealed credentials: workers get the new tokens too.
     config_changed()
     return counts
+
+
+def _mfa_secrets_reseal(*, actor: Any) -> dict[str, int]:
+    """Sign-in's second factors: allauth keeps a TOTP secret and a recovery-code
+    seed in a JSON field, sealed by the console's MFA adapter."""
+    from allauth.mfa.models import Authenticator
+
+    resealed = 0
+    for authenticator in Authenticator.objects.select_for_update().order_by("pk"):
+        data = dict(authenticator.data)
+        changed = sorted(k for k in ("secret", "seed") if data.get(k))
+        if not changed:
+            continue
+        data.update({k: sealing.reseal(data[k]) for k in changed})
+        Authenticator.objects.filter(pk=authenticator.pk).update(data=data)
+        resealed += len(changed)
+        audit_record(actor=actor, action="secret.reseal", target=authenticator, after={"fields": changed})
+    return {Authenticator._meta.label: resealed}
 
 
 @transaction.atomic

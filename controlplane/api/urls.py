@@ -18,6 +18,7 @@ from controlplane.api.organizations import OrganizationApi, OrganizationsApi
 from controlplane.api.prices import PricesApi, PriceSetApi
 from controlplane.api.providers import ProviderCredentialApi, ProviderCredentialsApi, ProvidersApi
 from controlplane.api.rate_limits import RateLimitDeleteApi, RateLimitsApi
+from controlplane.api.root import ApiRootApi
 from controlplane.api.routes import GatewayRoutesApi, OrganizationRoutesApi, RouteDeleteApi
 from controlplane.api.teams import TeamApi, TeamsApi
 from controlplane.api.users import UserActivateApi, UserDeactivateApi, UsersApi
@@ -42,6 +43,7 @@ register_converter(IdConverter, "id")
 SIGNED_IN = {"permission_classes": [IsAuthenticated]}
 
 urlpatterns = [
+    path("", ApiRootApi.as_view(), name="api-root"),
     path("schema/", SpectacularAPIView.as_view(**SIGNED_IN), name="api-schema"),
     path(
         "schema/swagger/",

@@ -69,12 +69,14 @@ def test_it_audits_failures_and_the_start_of_a_throttle(anonymous: APIClient, bo
     assert all(e.ip == "127.0.0.1" for e in failed)
 
 
-def test_it_throttles_the_admin_login(db, alice) -> None:
+def test_it_sends_the_admin_login_to_the_throttled_console_sign_in(db, alice) -> None:
     browser = Client()
+    response = browser.get("/admin/login/?next=/admin/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     for _ in range(10):
-        response = browser.post("/admin/login/", {"username": "alice", "password": "wrong"})
+        response = browser.post("/accounts/login/", {"login": "alice", "password": "wrong"})
         assert response.status_code == 200 and "_auth_user_id" not in browser.session
-    response = browser.post("/admin/login/?next=/admin/", {"username": "alice", "password": PASSWORD})
+    response = browser.post("/accounts/login/?next=/admin/", {"login": "alice", "password": PASSWORD})
     assert "_auth_user_id" not in browser.session
     assert b"Too many failed sign-ins" in response.content
 

@@ -97,7 +97,7 @@ class Command(BaseCommand):
         import urllib.request
 
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        pending = [f"http://{shown}:{data_port}/healthz", f"http://{shown}:{control_port}/admin/login/"]
+        pending = [f"http://{shown}:{data_port}/healthz", f"http://{shown}:{control_port}/accounts/login/"]
         deadline = time.monotonic() + 60
         while pending and time.monotonic() < deadline:
             if any(child.poll() is not None for child in children.values()):
@@ -116,7 +116,7 @@ class Command(BaseCommand):
         lines = [
             "",
             "Tollgate is running.",
-            f"  control plane  {control}/admin/   (REST API: {control}/api/v1/)",
+            f"  console        {control}/   (REST API: {control}/api/v1/, Django admin: {control}/admin/)",
             f"  data plane     {gateway}",
             f"  state          {database}, {'Redis' if settings.REDIS_URL else 'in-process counters, no Redis'}; data in {settings.DATA_DIR}",
             "",
@@ -130,7 +130,7 @@ class Command(BaseCommand):
                 "",
             ]
         lines += [
-            "Point Claude Code at the gateway (a virtual key comes from the admin UI or the API; see README.md):",
+            "Point Claude Code at the gateway (a virtual key comes from the console's Keys page or the API; see README.md):",
             f"  export ANTHROPIC_BASE_URL={gateway}/anthropic",
             "  export ANTHROPIC_AUTH_TOKEN=tg-…   # your Tollgate virtual key",
             "  claude",
