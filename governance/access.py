@@ -53,6 +53,11 @@ class OrganizationAccess:
     def sees_every_key(self) -> bool:
         return self.can_manage or self.role == Role.VIEWER
 
+    @property
+    def can_create_keys(self) -> bool:
+        """Admins make keys for anyone, developers for themselves; viewers none."""
+        return self.can_manage or self.role == Role.DEVELOPER
+
     def require_manage(self) -> None:
         if not self.can_manage:
             raise PermissionDenied("Only an admin of this organization may do that.")

@@ -29,6 +29,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         return {}
     sections = [
         {"title": "", "items": [_item(request, "Overview", "home")]},
+        {"title": "Govern", "items": [_item(request, "Keys", "keys")]},
         {"title": "Developers", "items": [_item(request, "REST API", "api-swagger")]},
     ]
     if user.is_superuser:

@@ -1,5 +1,14 @@
-from django.urls import path
+from django.urls import path, register_converter
 
-from controlplane.web import views
+from controlplane.api.urls import IdConverter
+from controlplane.web import keys, views
 
-urlpatterns = [path("", views.home, name="home")]
+register_converter(IdConverter, "id")
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("keys/", keys.key_list, name="keys"),
+    path("keys/<id:key_id>/rotate/", keys.key_rotate, name="key-rotate"),
+    path("keys/<id:key_id>/disable/", keys.key_disable, name="key-disable"),
+    path("keys/<id:key_id>/enable/", keys.key_enable, name="key-enable"),
+]

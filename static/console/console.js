@@ -23,3 +23,20 @@ document.addEventListener("click", (event) => {
     done();
   }
 });
+
+// htmx swaps nothing on an error answer: say what went wrong instead of doing nothing.
+document.addEventListener("htmx:responseError", (event) => {
+  const status = event.detail.xhr.status;
+  const text = status === 403 ? "You may not do that." : status === 404 ? "That no longer exists." : `The server answered ${status}.`;
+  let box = document.querySelector(".messages");
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "messages";
+    document.querySelector(".content").before(box);
+  }
+  const message = document.createElement("div");
+  message.className = "message error";
+  message.setAttribute("role", "alert");
+  message.textContent = text;
+  box.appendChild(message);
+});

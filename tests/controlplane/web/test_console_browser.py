@@ -51,3 +51,34 @@ def test_it_signs_in_and_turns_on_an_authenticator_app(console, charlie) -> None
     page.click("main button[type=submit]")
     page.wait_for_url(tab.base_url + "/")
     assert AuditEvent.objects.filter(action="auth.signin", actor=charlie).count() == 2
+
+
+def test_it_creates_a_key_and_shows_the_secret_exactly_once(console, bob, charlie, screenshots) -> None:
+    tab = console(bob)
+    page = tab.page
+    tab.go("/keys/")
+    page.click("#create-key summary")
+    page.fill("input[name=name]", "charlie laptop")
+    page.select_option("select[name=user]", "charlie")
+    page.click("#create-key button[type=submit]")
+    secret = page.locator("#new-secret").inner_text()
+    assert secret.startswith("tg-")
+    assert f"ANTHROPIC_AUTH_TOKEN={secret}" in page.locator("#claude-lines").inner_text()
+    page.screenshot(path=str(screenshots / "keys-created.png"), full_page=True)
+    assert page.locator("#keys tbody tr").count() == 1
+
+    tab.go("/keys/")
+    assert page.locator("#new-secret").count() == 0
+    assert secret not in page.content()
+    assert "charlie laptop" in page.locator("#keys").inner_text()
+
+
+def test_it_shows_a_developer_only_their_own_keys(console, acme, bob, charlie) -> None:
+    from governance import services
+
+    services.key_create(actor=None, organization=acme, name="bob's key", user=bob)
+    services.key_create(actor=None, organization=acme, name="charlie's key", user=charlie)
+    tab = console(charlie)
+    tab.go("/keys/")
+    listed = tab.page.locator("#keys tbody tr").all_inner_texts()
+    assert len(listed) == 1 and "charlie's key" in listed[0]

@@ -177,7 +177,10 @@ def test_it_keeps_totp_working_across_an_encryption_key_rotation(charlie, settin
     settings.ENCRYPTION_KEYS = [new, old]
     call_command("reseal", stdout=io.StringIO())
     settings.ENCRYPTION_KEYS = [new]
-    assert AuditEvent.objects.filter(action="secret.reseal", target_type="mfa.authenticator").count() == 1
+    assert (
+        AuditEvent.objects.filter(action="secret.reseal", target_type="mfa.authenticator").count()
+        == 1
+    )
 
     browser = Client()
     _sign_in(browser, "charlie")
