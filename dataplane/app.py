@@ -28,11 +28,12 @@ from dataplane.http import ClientGone, Receive, Scope, Send, headers_too_large, 
 from dataplane.limits import (
     DEFAULT_MAX_TOKENS,
     NANO,
+    Estimate,
     MemoryCounters,
     RedisCounters,
     Refusal,
     plan_for,
-    reservation_nano,
+    stats_key,
 )
 from dataplane.mcp.gateway import McpGateway
 from dataplane.metrics import Metrics
@@ -200,15 +201,18 @@ class Gateway:
     async def admit(self, x: Exchange, body_bytes: int, max_tokens: Any, models: set[str]) -> None:
         """Reserve against every budget and check every window on the key's chain.
 
-        The reservation is the worst case over every model the request may be
+        The reservation is estimated from what this key's recent requests for the
+        model cost (limits.py), priced at the dearest model the request may be
         served by (its route's targets and fallbacks)."""
         key = x.key
         assert key is not None
         snapshot = self.holder.current
-        reserve = 0
+        estimate = None
         if key.budgets:
             if not isinstance(max_tokens, int) or max_tokens <= 0:
                 max_tokens = DEFAULT_MAX_TOKENS
+            cold = 0
+            output = 0.0
             for model in models or {x.model}:
                 price = snapshot.price_for(model)
                 if price is None:
@@ -218,7 +222,12 @@ class Gateway:
                         "enforced. Ask your platform admin to set a price for it.",
                         retry=False,
                     )
-                reserve = max(reserve, reservation_nano(body_bytes, max_tokens, price))
+                cold = max(cold, int((body_bytes // 3 + 1) * price.reserve_input_nano))
+                output = max(output, price.output_nano)
+            estimate = Estimate(
+                stats_key(self.config.redis_prefix, key.organization_id, key.id, key.prefix, x.model),
+                body_bytes, cold, output, max_tokens,
+            )
         now = time.time()
         plan = plan_for(
             prefix=self.config.redis_prefix,
@@ -227,8 +236,9 @@ class Gateway:
             limits=key.limits,
             model=x.model,
             provider_id=x.provider.id if x.provider else None,
-            reserve_nano=reserve,
+            reserve_nano=0,
             now=now,
+            estimate=estimate,
         )
         if plan.empty:
             return
@@ -257,17 +267,50 @@ class Gateway:
             ) from None
         x.plan = plan
 
+    async def top_up(self, x: Exchange, amount: int) -> bool:
+        """Grow a stream's reservation by ``amount`` on every budget of its chain;
+        False (with the reason on the exchange) when a level cannot cover it."""
+        plan = x.plan
+        assert plan is not None
+        try:
+            await self.counters.top_up(plan, amount)
+            return True
+        except Refusal as refusal:
+            self.metrics.inc("tollgate_refusals_total", status="402")
+            x.error_type, x.error_message = "budget_exhausted", refusal.message
+            return False
+        except Exception as exc:
+            self.metrics.inc("tollgate_counter_store_errors_total", step="top_up")
+            if self.config.counters_fail_open:
+                self.metrics.inc("tollgate_admitted_without_counters_total")
+                return True
+            log.warning("counter store unreachable, cutting %s (fail-closed): %r", x.request_id, exc)
+            x.error_type = "budget_unchecked"
+            x.error_message = (
+                "Tollgate could not check the budgets for the rest of this answer (its counter store is "
+                "unreachable), so it ended the answer here. Retry in a moment."
+            )
+            return False
+
     async def settle(self, x: Exchange) -> None:
         """Replace the reservation with the actual cost. Runs after the response's
-        last byte is sent, so the client does not wait for it."""
+        last byte is sent, so the client does not wait for it. A complete answer
+        also teaches the estimate what this key's requests for the model cost."""
         plan = x.plan
         if plan is None:
             return
+        observed = None
+        usage = x.usage
+        if plan.estimate is not None and usage is not None and x.status == 200 and not x.error_type:
+            price = self.holder.current.price_for(x.served_model or x.model)
+            if price is not None:
+                output_nano = int(usage.output_tokens * price.output * NANO)
+                observed = (max(int(x.cost * NANO) - output_nano, 0), usage.output_tokens)
         for delay in (0.0, 0.5, 2.0, 5.0):
             if delay:
                 await asyncio.sleep(delay)
             try:
-                await self.counters.settle(plan, int(x.cost * NANO), x.tokens)
+                await self.counters.settle(plan, int(x.cost * NANO), x.tokens, observed)
                 return
             except Exception as exc:
                 self.metrics.inc("tollgate_counter_store_errors_total", step="settle")

@@ -35,6 +35,7 @@ from dataplane.errors import (
 from dataplane.exchange import Exchange
 from dataplane.http import Receive, Send, send_response
 from dataplane.keepalive import Keepalive
+from dataplane.meter import StreamMeter
 from dataplane.providers.anthropic import DROP_RESPONSE, AnthropicNative
 from dataplane.providers.base import count_not_supported
 from dataplane.providers.registry import module_for
@@ -242,6 +243,25 @@ def _headers_for(module: Any, x: Exchange, response: aiohttp.ClientResponse, ada
     return headers
 
 
+async def _cut(send: Send, x: Exchange, keepalive: Keepalive, out: bytes, meter: StreamMeter, adapter: Any) -> None:
+    """End a stream its budgets cannot cover further: finish the event the client
+    is in the middle of, then the budget's message in the caller's shape. What
+    was generated is charged at the meter's estimate (the provider's own count
+    never arrives)."""
+    keepalive.close()
+    if keepalive.busy is not None:
+        await keepalive.busy
+    if not keepalive.at_boundary:
+        end = out.find(b"\n\n")
+        if end >= 0:
+            await send({"type": "http.response.body", "body": out[: end + 2], "more_body": True})
+    message = x.error_message
+    await send({"type": "http.response.body", "body": sse_error(x.shape, 402, "billing_error", message), "more_body": True})
+    usage = adapter.usage
+    usage.output_tokens = max(usage.output_tokens, meter.relayed_tokens)
+    x.status = 402
+
+
 async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: aiohttp.ClientResponse, adapter: Any) -> None:
     x.status = response.status
     headers = _headers_for(module, x, response, adapter)
@@ -251,22 +271,32 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         keepalive = Keepalive(send, gw.config.stream_ping_seconds, anthropic=x.shape == "anthropic")
         gw.live[x.request_id] = x
+        plan = x.plan
+        meter = None
+        if plan is not None and plan.budgets and plan.estimate is not None:
+            meter = StreamMeter(plan, gw.holder.current.price_for(x.served_model or x.model), x.shape)
         try:
             async for chunk in response.content.iter_any():
                 if not x.first_byte:
                     x.first_byte = gw.clock()
                 out = adapter.feed(chunk)
                 if out:
+                    if meter is not None:
+                        need = meter.need(out, adapter.usage)
+                        if need and not await gw.top_up(x, need):
+                            await _cut(send, x, keepalive, out, meter, adapter)
+                            break
                     if keepalive.busy is not None:
                         await keepalive.busy
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                     keepalive.wrote(out)
-            keepalive.close()
-            if keepalive.busy is not None:
-                await keepalive.busy
-            tail = adapter.close()
-            if tail:
-                await send({"type": "http.response.body", "body": tail, "more_body": True})
+            else:
+                keepalive.close()
+                if keepalive.busy is not None:
+                    await keepalive.busy
+                tail = adapter.close()
+                if tail:
+                    await send({"type": "http.response.body", "body": tail, "more_body": True})
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
             keepalive.close()
             if keepalive.busy is not None:

@@ -1,12 +1,23 @@
 """Hard budgets and rate limits: one atomic step to admit, one to settle.
 
 Admit checks every rate window on the request's chain (key, user, team,
-organization) and reserves the request's worst-case cost against every budget
-on it. Either every level admits and every reservation is made, or nothing
-changes and the refusal names the level. Settle replaces each reservation with
-the actual cost and adds the tokens to the token windows; a failed or cut
-request settles at what the provider reported, often nothing. Reservations
-that are never settled (a worker killed mid-request) expire.
+organization) and reserves what the request will likely cost against every
+budget on it. Either every level admits and every reservation is made, or
+nothing changes and the refusal names the level and tells the truth about it.
+A stream that outgrows its reservation tops it up in increments before more of
+it is relayed (dataplane/meter.py); when a level cannot cover the next
+increment, the stream is cut. Settle replaces each reservation with the actual
+cost, adds the tokens to the token windows, and teaches the estimate what this
+key's requests for this model cost. Reservations that are never settled (a
+worker killed mid-request) expire.
+
+The estimate: a key with no recent requests for the model reserves the worst
+case for the input (every three bytes of body a token at the dearer of the
+input and cache-write prices) and ``min(max_tokens, 4096)`` of output. Once it
+has some, input is reserved at the highest recent cost per byte (decaying by a
+tenth per request) while the prompt cache can still be warm (5 minutes), with
+any growth of the body since the last request at the worst case, and output
+at the highest recent output count and a quarter more, never above ``max_tokens``.
 
 Two stores share these semantics: Redis (one Lua script per step, so one round
 trip; every key of an organization carries the hash tag ``{o<id>}``, so the
@@ -24,6 +35,7 @@ is taken up by the next snapshot (republished every minute).
 from __future__ import annotations
 
 import calendar
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -31,7 +43,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 NANO = 1_000_000_000
-RESERVATION_TTL = 20 * 60  # longer than the upstream read timeout
+RESERVATION_TTL = 20 * 60  # longer than the upstream read timeout; a stream's top-ups renew it
+DEFAULT_OUTPUT_TOKENS = 4096  # output reserved for a key with no recent requests for the model
+WARM_SECONDS = 300  # Anthropic's prompt cache lives five minutes past its last use
+DECAY = 0.9  # each request lowers the remembered highs by a tenth, then takes the max
+OUTPUT_MARGIN = 1.25  # learned output is reserved with a quarter more; the stream meter counts with the same margin
+STATS_TTL = 7 * 86400
 _ROLLING_DAYS = {"daily": 1, "weekly": 7, "monthly": 30, "yearly": 365}
 
 
@@ -106,6 +123,41 @@ def window_key(prefix: str, org_id: int, limit_uid: str, index: int) -> str:
     return f"{prefix}{{o{org_id}}}:w:{limit_uid}:{index}"
 
 
+def stats_key(prefix: str, org_id: int, key_id: int, key_prefix: str, model: str) -> str:
+    """What this key's recent requests for this model cost: the estimate's memory
+    (ids can be reused on SQLite; with the key's random prefix they are not)."""
+    return f"{prefix}{{o{org_id}}}:e:{key_id}.{key_prefix}:{model}"
+
+
+@dataclass(slots=True)
+class Estimate:
+    """The facts a reservation is estimated from; the store adds what it remembers."""
+
+    stats: str  # stats_key()
+    body_bytes: int
+    cold_input_nano: int  # the whole body at the worst-case input price
+    output_nano: float  # per output token, at the dearest model the request may be served by
+    max_tokens: int
+
+
+def estimate_reserve(
+    est: Estimate, seen_input_per_kib: float, seen_output: float, seen_at: float, seen_bytes: int, now: float
+) -> tuple[int, int]:
+    """(nano-USD to reserve, output tokens that covers) from what the store remembers
+    (zeros when it remembers nothing). The Lua in ADMIT_LUA computes the same."""
+    body = est.body_bytes
+    reserve_in = est.cold_input_nano
+    if seen_at and now - seen_at < WARM_SECONDS and body > 0:
+        kept = min(body, seen_bytes)
+        learned = math.ceil(seen_input_per_kib * kept / 1024 + est.cold_input_nano * (body - kept) / body)
+        reserve_in = min(reserve_in, learned)
+    if seen_at:
+        out = min(est.max_tokens, max(1, math.ceil(seen_output * OUTPUT_MARGIN)))
+    else:
+        out = min(est.max_tokens, DEFAULT_OUTPUT_TOKENS)
+    return reserve_in + math.ceil(out * est.output_nano) + 1, out
+
+
 # --- the plan for one request ---------------------------------------------------
 
 
@@ -135,6 +187,11 @@ class Plan:
     budgets: list[BudgetStep] = field(default_factory=list)
     windows: list[WindowStep] = field(default_factory=list)
     admitted: bool = False
+    estimate: Estimate | None = None
+    held: int = 0  # nano-USD reserved on every budget of the chain, top-ups included
+    output_tokens: int = 0  # the output the first reservation covers
+    bytes_per_token: float = 0.0  # relayed stream bytes per output token, as this key's streams ran (0: unknown)
+    relayed: int = 0  # stream bytes relayed after the opening event (the meter counts them)
 
     @property
     def empty(self) -> bool:
@@ -142,11 +199,12 @@ class Plan:
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None, level: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        self.level = level
 
 
 class _Periods:
@@ -183,8 +241,11 @@ def plan_for(
     provider_id: int | None,
     reserve_nano: int,
     now: float,
+    estimate: Estimate | None = None,
 ) -> Plan:
-    plan = Plan(request_id)
+    """The steps of one admission. With an ``estimate`` the store works out the
+    reservation from what it remembers; without one, ``reserve_nano`` is it."""
+    plan = Plan(request_id, estimate=estimate)
     for rule in budgets:
         start, end = PERIODS.bounds(rule, now)
         floor = rule.floor_nano if rule.floor_period_start == start else 0
@@ -213,20 +274,43 @@ DEFAULT_MAX_TOKENS = 4096
 
 
 def reservation_nano(body_bytes: int, max_tokens: int, price: Any) -> int:
-    """The worst case a request can cost: every byte of the body a token at the
-    dearer of the input and cache-write prices, plus ``max_tokens`` of output.
-    (Tokens run at about four bytes of JSON each, so this over-reserves.)"""
-    return int((body_bytes // 3 + 1) * price.reserve_input_nano + max_tokens * price.output_nano) + 1
+    """What a key with no recent requests for the model reserves: every three
+    bytes of body a token at the dearer of the input and cache-write prices,
+    plus ``min(max_tokens, 4096)`` of output."""
+    return int((body_bytes // 3 + 1) * price.reserve_input_nano + min(max_tokens, DEFAULT_OUTPUT_TOKENS) * price.output_nano) + 2
 
 
-def budget_refusal(step: BudgetStep) -> Refusal:
+def _usd(nano: float) -> str:
+    usd = max(nano, 0) / NANO
+    return f"${usd:,.4f}" if 0 < usd < 0.01 else f"${usd:,.2f}"
+
+
+def budget_refusal(step: BudgetStep, spent: int = -1, reserved: int = 0, need: int = 0) -> Refusal:
+    """The truth about a budget that cannot cover a request: used up only when it is."""
     rule = step.rule
     resets = datetime.fromtimestamp(step.end, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-    amount = f"${float(rule.amount_usd):,.2f}"
-    return Refusal(
-        402,
-        f"{rule.label} {rule.period} budget of {amount} is used up; resets {resets}. "
-        "Ask your platform admin to raise it.",
+    budget = f"{rule.label} {rule.period} budget of {_usd(rule.amount_nano)}"
+    left = rule.amount_nano - spent
+    if spent < 0 or left <= 0:
+        return Refusal(402, f"{budget} is used up; resets {resets}. Ask your platform admin to raise it.", level=rule.label)
+    held = f" ({_usd(reserved)} of it held by requests still running)" if reserved > 0 else ""
+    message = (
+        f"{budget} has {_usd(left)} left{held}, less than this request may cost (about {_usd(need)}); "
+        f"resets {resets}."
+    )
+    if reserved > 0 and left - reserved >= need:
+        message += " Retry when the running requests finish, or ask your platform admin to raise it."
+    else:
+        message += " Ask your platform admin to raise it."
+    return Refusal(402, message, level=rule.label)
+
+
+def cut_message(step: BudgetStep) -> str:
+    rule = step.rule
+    resets = datetime.fromtimestamp(step.end, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{rule.label} {rule.period} budget of {_usd(rule.amount_nano)} cannot cover more of this answer, "
+        f"so Tollgate ended it here; what was used is charged. Resets {resets}; ask your platform admin to raise it."
     )
 
 
@@ -256,21 +340,48 @@ def window_refusal(step: WindowStep, current: float, previous: float) -> Refusal
 
 # --- Redis ------------------------------------------------------------------------
 
-# KEYS: per budget (hash, reservation zset); per window (current, previous).
+# KEYS: per budget (hash, reservation zset); per window (current, previous); the estimate's stats hash, if any.
 # ARGV: now_ms, request_id, reservation_expiry_ms, n_budgets, n_windows,
-#       per budget: limit, reserve, floor, ttl; per window: limit, prev_weight, is_requests, ttl.
-# Returns {0} admitted; {1, i} budget i refused; {2, i, current, previous} window i refused.
+#       per budget: limit, reserve, floor, ttl; per window: limit, prev_weight, is_requests, ttl;
+#       has_estimate, then body_bytes, cold_input, output_nano, max_tokens, default_output, warm_ms, output_margin.
+# With an estimate, the reservation is worked out here from the stats (estimate_reserve() in Lua).
+# Returns {0, reserve, output_tokens, bytes_per_token} admitted; {1, i, spent, reserved, reserve} budget i
+# refused; {2, i, current, previous} window i refused.
 ADMIT_LUA = """
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
 local expiry = tonumber(ARGV[3])
 local nb = tonumber(ARGV[4])
 local nw = tonumber(ARGV[5])
+local e = 6 + 4 * nb + 4 * nw
+local reserve = nil
+local out = 0
+local bpt = '0'
+if tonumber(ARGV[e]) == 1 then
+  local body, cold = tonumber(ARGV[e+1]), tonumber(ARGV[e+2])
+  local out_nano, max_tokens = tonumber(ARGV[e+3]), tonumber(ARGV[e+4])
+  local st = redis.call('HMGET', KEYS[2*nb+2*nw+1], 'in', 'out', 'ts', 'bytes', 'bpt')
+  bpt = st[5] or '0'
+  local seen_at = tonumber(st[3] or '0')
+  local reserve_in = cold
+  if seen_at > 0 and now - seen_at < tonumber(ARGV[e+6]) and body > 0 then
+    local kept = math.min(body, tonumber(st[4] or '0'))
+    local learned = math.ceil(tonumber(st[1] or '0') * kept / 1024 + cold * (body - kept) / body)
+    reserve_in = math.min(reserve_in, learned)
+  end
+  if seen_at > 0 then
+    out = math.min(max_tokens, math.max(1, math.ceil(tonumber(st[2] or '0') * tonumber(ARGV[e+7]))))
+  else
+    out = math.min(max_tokens, tonumber(ARGV[e+5]))
+  end
+  reserve = reserve_in + math.ceil(out * out_nano) + 1
+end
 local a = 6
 local fresh = {}
 for i = 1, nb do
   local b, z = KEYS[2*i-1], KEYS[2*i]
-  local limit, reserve, floor = tonumber(ARGV[a]), tonumber(ARGV[a+1]), tonumber(ARGV[a+2])
+  local limit, floor = tonumber(ARGV[a]), tonumber(ARGV[a+2])
+  if reserve == nil then reserve = tonumber(ARGV[a+1]) end
   local state = redis.call('HMGET', b, 'init', 'spent', 'reserved')
   local spent = tonumber(state[2] or '0')
   local reserved = tonumber(state[3] or '0')
@@ -294,9 +405,12 @@ for i = 1, nb do
     end
     redis.call('ZREM', z, m)
   end
-  if spent + reserved + reserve > limit then return {1, i} end
+  if spent + reserved + reserve > limit then
+    return {1, i, tostring(spent), tostring(reserved), tostring(reserve)}
+  end
   a = a + 4
 end
+if reserve == nil then reserve = 0 end
 local wbase = 2 * nb
 local wa = a
 for i = 1, nw do
@@ -313,7 +427,7 @@ end
 a = 6
 for i = 1, nb do
   local b, z = KEYS[2*i-1], KEYS[2*i]
-  local reserve, ttl = tonumber(ARGV[a+1]), tonumber(ARGV[a+3])
+  local ttl = tonumber(ARGV[a+3])
   if reserve > 0 then
     redis.call('HINCRBY', b, 'reserved', reserve)
     redis.call('HSET', b, 'r:' .. rid, reserve)
@@ -334,11 +448,37 @@ for i = 1, nw do
   end
   wa = wa + 4
 end
+return {0, tostring(reserve), out, bpt}
+"""
+
+# A stream outgrew its reservation: add ``amount`` to it on every budget, or on none.
+# KEYS: per budget (hash, zset). ARGV: request_id, amount, expiry_ms, per budget: limit, ttl.
+# Returns {0} topped up; {1, i, spent, reserved} budget i cannot cover it.
+TOPUP_LUA = """
+local rid = ARGV[1]
+local amount = tonumber(ARGV[2])
+local nb = #KEYS / 2
+for i = 1, nb do
+  local state = redis.call('HMGET', KEYS[2*i-1], 'spent', 'reserved')
+  local spent, reserved = tonumber(state[1] or '0'), tonumber(state[2] or '0')
+  if spent + reserved + amount > tonumber(ARGV[2+2*i]) then
+    return {1, i, tostring(spent), tostring(reserved)}
+  end
+end
+for i = 1, nb do
+  local b = KEYS[2*i-1]
+  redis.call('HINCRBY', b, 'reserved', amount)
+  redis.call('HINCRBY', b, 'r:' .. rid, amount)
+  redis.call('ZADD', KEYS[2*i], tonumber(ARGV[3]), rid)
+  -- A store that lost the counter mid-stream: the new one still ends with its period.
+  if redis.call('TTL', b) < 0 then redis.call('EXPIRE', b, tonumber(ARGV[3+2*i])) end
+end
 return {0}
 """
 
-# KEYS: per budget (hash, zset); per token window (current).
-# ARGV: request_id, n_budgets, n_windows, per budget: actual, ttl; per window: tokens, ttl.
+# KEYS: per budget (hash, zset); per token window (current); the estimate's stats hash, if any.
+# ARGV: request_id, n_budgets, n_windows, per budget: actual, ttl; per window: tokens, ttl;
+#       has_observation, then input_nano, body_bytes, output_tokens, now_ms, decay, stats_ttl, relayed_bytes.
 SETTLE_LUA = """
 local rid = ARGV[1]
 local nb = tonumber(ARGV[2])
@@ -366,6 +506,24 @@ for i = 1, nw do
   end
   a = a + 2
 end
+if tonumber(ARGV[a]) == 1 then
+  local sk = KEYS[2*nb+nw+1]
+  local input, body, out = tonumber(ARGV[a+1]), tonumber(ARGV[a+2]), tonumber(ARGV[a+3])
+  local decay = tonumber(ARGV[a+5])
+  local st = redis.call('HMGET', sk, 'in', 'out', 'bpt')
+  local rate = input * 1024 / math.max(body, 1)
+  redis.call('HSET', sk, 'in', tostring(math.max(rate, tonumber(st[1] or '0') * decay)),
+    'out', tostring(math.max(out, tonumber(st[2] or '0') * decay)), 'ts', ARGV[a+4], 'bytes', body)
+  local relayed = tonumber(ARGV[a+7])
+  if relayed > 0 and out > 0 then
+    -- The fewest bytes a token took lately (a decaying minimum): estimates err high.
+    local seen = tonumber(st[3] or '0')
+    local bpt = relayed / out
+    if seen > 0 then bpt = math.min(bpt, seen / decay) end
+    redis.call('HSET', sk, 'bpt', tostring(bpt))
+  end
+  redis.call('EXPIRE', sk, tonumber(ARGV[a+6]))
+end
 return 0
 """
 
@@ -386,11 +544,29 @@ return 0
 """
 
 
+def _estimate_args(plan: Plan) -> list[Any]:
+    est = plan.estimate
+    if est is None:
+        return [0]
+    return [
+        1, est.body_bytes, est.cold_input_nano, repr(est.output_nano), est.max_tokens, DEFAULT_OUTPUT_TOKENS,
+        WARM_SECONDS * 1000, repr(OUTPUT_MARGIN),
+    ]
+
+
+def _observation_args(plan: Plan, observed: tuple[int, int] | None, now: float) -> list[Any]:
+    if plan.estimate is None or observed is None:
+        return [0]
+    input_nano, output_tokens = observed
+    return [1, input_nano, plan.estimate.body_bytes, output_tokens, int(now * 1000), repr(DECAY), STATS_TTL, plan.relayed]
+
+
 class RedisCounters:
     """The counters in Redis, over a pipelined connection (dataplane/resp.py)."""
 
-    def __init__(self, pipe: Any) -> None:
+    def __init__(self, pipe: Any, clock: Any = time.time) -> None:
         self.pipe = pipe
+        self.clock = clock
 
     async def admit(self, plan: Plan, now: float) -> None:
         keys: list[str] = []
@@ -401,17 +577,38 @@ class RedisCounters:
         for w in plan.windows:
             keys += (w.current, w.previous)
             args += (w.rule.limit, repr(w.prev_weight), 1 if w.rule.metric == "requests" else 0, w.ttl)
+        if plan.estimate is not None:
+            keys.append(plan.estimate.stats)
+        args += _estimate_args(plan)
         result = await self.pipe.script(ADMIT_LUA, keys, args)
         code = int(result[0])
         if code == 0:
             plan.admitted = True
+            plan.held = int(result[1])
+            plan.output_tokens = int(result[2])
+            plan.bytes_per_token = float(result[3])
             return
         index = int(result[1]) - 1
         if code == 1:
-            raise budget_refusal(plan.budgets[index])
+            raise budget_refusal(plan.budgets[index], int(result[2]), int(result[3]), int(result[4]))
         raise window_refusal(plan.windows[index], float(result[2]), float(result[3]))
 
-    async def settle(self, plan: Plan, cost_nano: int, tokens: int) -> None:
+    async def top_up(self, plan: Plan, amount: int) -> None:
+        """Add ``amount`` to the request's reservation on every budget, or raise
+        Refusal naming the level that cannot cover it."""
+        keys: list[str] = []
+        limits: list[Any] = []
+        for s in plan.budgets:
+            keys += (s.key, s.key + ":r")
+            limits += (s.rule.amount_nano, s.ttl)
+        expiry = int((self.clock() + RESERVATION_TTL) * 1000)
+        result = await self.pipe.script(TOPUP_LUA, keys, [plan.request_id, amount, expiry, *limits])
+        if int(result[0]) != 0:
+            step = plan.budgets[int(result[1]) - 1]
+            raise Refusal(402, cut_message(step), level=step.rule.label)
+        plan.held += amount
+
+    async def settle(self, plan: Plan, cost_nano: int, tokens: int, observed: tuple[int, int] | None = None) -> None:
         token_windows = [w for w in plan.windows if w.rule.metric == "tokens"]
         keys: list[str] = []
         args: list[Any] = [plan.request_id, len(plan.budgets), len(token_windows)]
@@ -423,7 +620,10 @@ class RedisCounters:
         for w in token_windows:
             keys.append(w.current)
             window_args += (tokens, w.ttl)
-        await self.pipe.script(SETTLE_LUA, keys, args + budget_args + window_args)
+        if plan.estimate is not None:
+            keys.append(plan.estimate.stats)
+        tail = _observation_args(plan, observed, self.clock())
+        await self.pipe.script(SETTLE_LUA, keys, args + budget_args + window_args + tail)
 
     async def release(self, request_id: str, budget_keys: list[str]) -> None:
         """Drop a request's reservations without charging (see RELEASE_LUA)."""
@@ -455,6 +655,8 @@ class MemoryCounters:
     def __init__(self, clock: Any = time.time) -> None:
         self.budgets: dict[str, _Budget] = {}
         self.windows: dict[str, tuple[float, float]] = {}  # key -> (count, expires)
+        # stats key -> (input nano per KiB, output tokens, seen at, body bytes, expires, bytes per token)
+        self.stats: dict[str, tuple[float, float, float, int, float, float]] = {}
         self.clock = clock
         self._sweep_at = 0.0
 
@@ -466,6 +668,8 @@ class MemoryCounters:
             del self.budgets[key]
         for key in [k for k, (_, exp) in self.windows.items() if exp < now]:
             del self.windows[key]
+        for key in [k for k, st in self.stats.items() if st[4] < now]:
+            del self.stats[key]
 
     def _window(self, key: str, now: float) -> float:
         entry = self.windows.get(key)
@@ -475,7 +679,18 @@ class MemoryCounters:
 
     async def admit(self, plan: Plan, now: float) -> None:
         self._sweep(now)
+        reserve = None
+        out = 0
+        est = plan.estimate
+        if est is not None:
+            st = self.stats.get(est.stats)
+            if st is not None and st[4] <= now:
+                st = None
+            reserve, out = estimate_reserve(est, *(st[:4] if st else (0.0, 0.0, 0.0, 0)), now)
+            plan.bytes_per_token = st[5] if st else 0.0
         for step in plan.budgets:
+            if reserve is None:
+                reserve = step.reserve
             b = self.budgets.get(step.key)
             if b is None:
                 b = self.budgets[step.key] = _Budget(spent=step.floor)
@@ -484,8 +699,9 @@ class MemoryCounters:
             for rid in [r for r, (_, exp) in b.reservations.items() if exp <= now]:
                 amount, _ = b.reservations.pop(rid)
                 b.reserved -= amount
-            if b.spent + b.reserved + step.reserve > step.rule.amount_nano:
-                raise budget_refusal(step)
+            if b.spent + b.reserved + reserve > step.rule.amount_nano:
+                raise budget_refusal(step, b.spent, b.reserved, reserve)
+        reserve = reserve or 0
         for w in plan.windows:
             cur = self._window(w.current, now)
             prev = self._window(w.previous, now)
@@ -495,16 +711,32 @@ class MemoryCounters:
                 raise window_refusal(w, cur, prev)
         for step in plan.budgets:
             b = self.budgets[step.key]
-            if step.reserve:
-                b.reserved += step.reserve
-                b.reservations[plan.request_id] = (step.reserve, now + RESERVATION_TTL)
+            if reserve:
+                b.reserved += reserve
+                b.reservations[plan.request_id] = (reserve, now + RESERVATION_TTL)
             b.expires = now + step.ttl
         for w in plan.windows:
             if w.rule.metric == "requests":
                 self.windows[w.current] = (self._window(w.current, now) + 1, now + w.ttl)
         plan.admitted = True
+        plan.held = reserve
+        plan.output_tokens = out
 
-    async def settle(self, plan: Plan, cost_nano: int, tokens: int) -> None:
+    async def top_up(self, plan: Plan, amount: int) -> None:
+        now = self.clock()
+        found = [(step, self.budgets.get(step.key)) for step in plan.budgets]
+        for step, b in found:
+            if b is not None and b.spent + b.reserved + amount > step.rule.amount_nano:
+                raise Refusal(402, cut_message(step), level=step.rule.label)
+        for step, b in found:
+            if b is None:
+                b = self.budgets[step.key] = _Budget(spent=step.floor, expires=now + step.ttl)
+            held = b.reservations.get(plan.request_id, (0, 0.0))[0]
+            b.reserved += amount
+            b.reservations[plan.request_id] = (held + amount, now + RESERVATION_TTL)
+        plan.held += amount
+
+    async def settle(self, plan: Plan, cost_nano: int, tokens: int, observed: tuple[int, int] | None = None) -> None:
         now = self.clock()
         for step in plan.budgets:
             b = self.budgets.get(step.key)
@@ -517,6 +749,23 @@ class MemoryCounters:
         for w in plan.windows:
             if w.rule.metric == "tokens" and tokens:
                 self.windows[w.current] = (self._window(w.current, now) + tokens, now + w.ttl)
+        est = plan.estimate
+        if est is not None and observed is not None:
+            input_nano, output_tokens = observed
+            old = self.stats.get(est.stats)
+            if old is not None and old[4] <= now:
+                old = None
+            rate = input_nano * 1024 / max(est.body_bytes, 1)
+            old_in, old_out, old_bpt = (old[0], old[1], old[5]) if old else (0.0, 0.0, 0.0)
+            bpt = old_bpt
+            if plan.relayed > 0 and output_tokens > 0:
+                bpt = plan.relayed / output_tokens
+                if old_bpt > 0:
+                    bpt = min(bpt, old_bpt / DECAY)
+            self.stats[est.stats] = (
+                max(rate, old_in * DECAY), max(float(output_tokens), old_out * DECAY), now, est.body_bytes,
+                now + STATS_TTL, bpt,
+            )
 
     async def release(self, request_id: str, budget_keys: list[str]) -> None:
         for key in budget_keys:

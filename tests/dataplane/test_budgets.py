@@ -45,7 +45,9 @@ def test_it_refuses_a_request_the_key_budget_cannot_cover(gateway, world, publis
     assert response.headers["x-should-retry"] == "false"
     error = response.json()["error"]
     assert error["type"] == "billing_error"
-    assert error["message"].startswith("This key's monthly budget of $0.00 is used up; resets ")
+    # Nothing is spent: the message says what is left and what the request may cost, never "used up".
+    left = f"${RESERVE / 2:.4f}"
+    assert error["message"].startswith(f"This key's monthly budget of {left} has {left} left, less than this request may cost (about $"), error
     assert error["message"].endswith(" 00:00 UTC. Ask your platform admin to raise it.")
     (row,) = ledger(1, key_prefix=world.key.prefix)
     assert row.status == 402 and row.cost_usd == 0
@@ -68,10 +70,24 @@ def test_it_charges_the_actual_cost_and_releases_the_rest(gateway, world, publis
     (first,) = ledger(1, key_prefix=world.key.prefix)
     cost = first.cost_usd
     assert 0 < cost < RESERVE
-    # Room for the one already made (restored from the request log) plus 2.5 more.
-    budget(world, cost + RESERVE + cost * Decimal("1.5"))
+    # Room for the one already made (restored from the request log), one cold
+    # reservation, and a few more requests at their real cost.
+    b = budget(world, cost + RESERVE + cost * Decimal("1.5"))
+    b.refresh_from_db()
+    amount = b.amount_usd  # as stored: the column keeps four decimals
     publish()
-    assert [send(gateway, world.secret).status_code for _ in range(3)] == [200, 200, 402]
+    statuses = []
+    while len(statuses) < 40 and (not statuses or statuses[-1] == 200):
+        response = send(gateway, world.secret)
+        statuses.append(response.status_code)
+    assert statuses[-1] == 402, statuses
+    rows = ledger(len(statuses) + 1, key_prefix=world.key.prefix)
+    spent = sum(r.cost_usd for r in rows)
+    # Served until what is left no longer covers one more request (as reserved:
+    # learned output and a quarter more), not before.
+    assert spent <= amount and amount - spent < cost * Decimal("1.25"), (statuses, spent, amount)
+    message = response.json()["error"]["message"]
+    assert " left, less than this request may cost (about $" in message and "used up" not in message, message
 
 
 def test_it_restores_spend_from_postgresql_when_counters_are_lost(gateway, world, publish, ledger, state_dir):
@@ -246,7 +262,7 @@ def test_it_never_overspends_under_500_concurrent_streams(world, workers, publis
     served = [text for status, text in results if status == 200]
     refused = [orjson.loads(text) for status, text in results if status != 200]
     assert len(served) >= 45, (len(served), refused[:3])
-    assert all("event: message_stop" in text for text in served)
+    assert all("event: message_stop" in text for text in served), [t for t in served if "event: message_stop" not in t][:1]
     label = {"key": "This key's", "team": "Team 'Payments'"}[level]
     odd = [r for r in refused if r["error"]["type"] != "billing_error" or not r["error"]["message"].startswith(label)]
     assert not odd, odd[:3]
@@ -315,3 +331,48 @@ def test_it_takes_up_spend_a_redis_loss_forgot_from_the_next_snapshot(gateway, w
         time.sleep(0.05)  # settlement lands just after the response
     client.close()
     assert spent == logged
+
+
+def test_it_cuts_a_stream_that_runs_past_the_budget_and_charges_what_was_used(gateway, world, publish, ledger, anthropic_upstream):
+    """A long answer outgrows its reservation: top-ups cover what the budget has
+    left, then the stream ends with the budget's message and its cost is settled."""
+    body = orjson.dumps({"model": "claude-sonnet-4-6", "max_tokens": 64000, "stream": True,
+                         "messages": [{"role": "user", "content": "[[words: 30000]]"}]})
+    cold = Decimal(reservation_nano(len(body), 64000, SONNET)) / NANO
+    increment = Decimal(2048) * SONNET.output
+    b = budget(world, cold + increment * Decimal("1.5"))
+    b.refresh_from_db()
+    publish()
+    with httpx.stream("POST", f"{gateway.url}/v1/messages", content=body, timeout=60,
+                      headers={"x-api-key": world.secret, "content-type": "application/json"}) as response:
+        assert response.status_code == 200
+        text = response.read().decode()
+    assert "event: message_stop" not in text
+    last = text.strip().split("\n\n")[-1]
+    assert last.startswith("event: error\n"), last
+    error = orjson.loads(last.split("data: ", 1)[1])["error"]
+    assert error["type"] == "billing_error"
+    assert error["message"].startswith("This key's monthly budget of $") and "cannot cover more of this answer" in error["message"]
+    # Every event before the error is whole: the client's parser never sees half of one.
+    for event in text.strip().split("\n\n")[:-1]:
+        assert event.startswith("event: ") and "\ndata: {" in event and event.endswith("}"), event[-200:]
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    assert row.status == 402 and row.error_type == "budget_exhausted"
+    relayed_words = text.count("word")
+    assert row.output_tokens >= relayed_words  # charged at least what reached the client
+    # Within the stated bound: at most 32 tokens relayed past what the budget covered.
+    assert 0 < row.cost_usd <= b.amount_usd + 32 * SONNET.output, (row.cost_usd, b.amount_usd)
+    deadline = time.monotonic() + 5
+    while anthropic_upstream.streams_cancelled < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert anthropic_upstream.streams_cancelled == 1  # the provider stopped generating too
+    if REDIS:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = [k for k in client.scan_iter(f"{settings.REDIS_PREFIX}{{o{world.acme.id}}}:b:*") if not k.endswith(b":r")]
+        deadline = time.monotonic() + 5
+        while any(int(client.hget(k, "reserved") or 0) for k in keys) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert keys and all(int(client.hget(k, "reserved") or 0) == 0 for k in keys), "reservation left behind"
+        client.close()

@@ -42,10 +42,10 @@ def limit_rule(metric: str, limit: int, window: int = 60) -> LimitRule:
     return LimitRule(uid=uuid.uuid4().hex, id=2, organization_id=7, label="This key", metric=metric, limit=limit, window=window)
 
 
-async def store(kind: str):
+async def store(kind: str, clock=None):
     if kind == "memory":
-        return MemoryCounters()
-    return RedisCounters(RedisPipe(REDIS_URL))
+        return MemoryCounters(clock) if clock else MemoryCounters()
+    return RedisCounters(RedisPipe(REDIS_URL), clock) if clock else RedisCounters(RedisPipe(REDIS_URL))
 
 
 def plan(budgets=(), limits=(), reserve=0, now=1_000_000.0, rid=None):
@@ -237,5 +237,96 @@ def test_it_reports_an_unreachable_server_quickly():
         pipe = RedisPipe("redis://127.0.0.1:9/0", timeout=1)
         with pytest.raises(ConnectionError, match="cannot reach redis"):
             await pipe.call("PING")
+
+    run(scenario())
+
+
+def estimate(stats: str, body_bytes: int = 4096, cold: int = NANO // 10, output_nano: float = 15_000.0, max_tokens: int = 128_000):
+    from dataplane.limits import Estimate
+
+    return Estimate(stats, body_bytes, cold, output_nano, max_tokens)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_reserves_what_the_keys_recent_requests_cost_not_the_worst_case(kind):
+    from dataplane.limits import DEFAULT_OUTPUT_TOKENS
+
+    async def scenario():
+        now = 1_000_000.0
+        s = await store(kind, clock=lambda: now)
+        rule = budget_rule("10")
+        stats = f"tgtest-counters:{{o7}}:e:{uuid.uuid4().hex}:m"
+        first = plan([rule], now=now)
+        first.estimate = estimate(stats)
+        await s.admit(first, now)
+        # Nothing learned yet: the whole body at the worst case, 4,096 tokens of output (not 128,000).
+        assert first.output_tokens == DEFAULT_OUTPUT_TOKENS
+        assert first.held == NANO // 10 + DEFAULT_OUTPUT_TOKENS * 15_000 + 1
+        first.relayed = 3_000
+        await s.settle(first, 2_000_000 + 300 * 15_000, 0, (2_000_000, 300))
+        second = plan([rule], now=now + 1)
+        second.estimate = estimate(stats)
+        await s.admit(second, now + 1)
+        # Output as learned, and a quarter more.
+        assert (second.held, second.output_tokens) == (2_000_000 + 375 * 15_000 + 1, 375)
+        assert second.bytes_per_token == 10.0
+        await s.settle(second, 0, 0)
+        # The body grew by a KiB: that part at the worst case, the rest as learned.
+        third = plan([rule], now=now + 2)
+        third.estimate = estimate(stats, body_bytes=5120)
+        await s.admit(third, now + 2)
+        assert third.held == 2_000_000 + (NANO // 10) // 5 + 375 * 15_000 + 1
+        await s.settle(third, 0, 0)
+        # Past the prompt cache's five minutes, input is the worst case again; output stays learned.
+        cold = plan([rule], now=now + 400)
+        cold.estimate = estimate(stats)
+        await s.admit(cold, now + 400)
+        assert (cold.held, cold.output_tokens) == (NANO // 10 + 375 * 15_000 + 1, 375)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_tops_a_reservation_up_on_every_level_or_on_none(kind):
+    async def scenario():
+        s = await store(kind)
+        now = 1_000_000.0
+        roomy, tight = budget_rule("1"), budget_rule("0.5")
+        a = plan([roomy, tight], reserve=NANO // 4, now=now)
+        await s.admit(a, now)
+        a.held = NANO // 4
+        await s.top_up(a, NANO // 8)
+        assert a.held == NANO // 4 + NANO // 8
+        assert [await s.spent(step.key) for step in a.budgets] == [(0, NANO // 4 + NANO // 8)] * 2
+        with pytest.raises(Refusal) as refused:
+            await s.top_up(a, NANO // 4)
+        assert refused.value.status == 402 and "cannot cover more of this answer" in refused.value.message
+        assert refused.value.message.startswith("Team 'core' monthly budget of $0.50")
+        # Nothing was added anywhere, and settlement gives back all that was held.
+        assert [await s.spent(step.key) for step in a.budgets] == [(0, NANO // 4 + NANO // 8)] * 2
+        await s.settle(a, NANO // 10, 0)
+        assert [await s.spent(step.key) for step in a.budgets] == [(NANO // 10, 0)] * 2
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_it_says_used_up_only_when_it_is(kind):
+    async def scenario():
+        s = await store(kind)
+        now = 1_000_000.0
+        rule = budget_rule("1")
+        running = plan([rule], reserve=NANO // 2, now=now)
+        await s.admit(running, now)
+        with pytest.raises(Refusal) as refused:
+            await s.admit(plan([rule], reserve=NANO * 6 // 10, now=now), now)
+        assert refused.value.message.startswith(
+            "Team 'core' monthly budget of $1.00 has $1.00 left ($0.50 of it held by requests still running), "
+            "less than this request may cost (about $0.60); resets "
+        ), refused.value.message
+        await s.settle(running, NANO, 0)
+        with pytest.raises(Refusal) as refused:
+            await s.admit(plan([rule], reserve=1, now=now), now)
+        assert refused.value.message.startswith("Team 'core' monthly budget of $1.00 is used up; resets ")
 
     run(scenario())

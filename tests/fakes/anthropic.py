@@ -40,6 +40,8 @@ from aiohttp import web
 _ids = itertools.count(1)
 BASH = re.compile(r"\[\[bash:\s*(.+?)\]\]", re.S)
 TOOL = re.compile(r"\[\[tool:\s*(\S+)\s*(\{.*?\})?\s*\]\]", re.S)
+# "[[words: 20000]]": a long answer of that many words, one text delta each.
+WORDS = re.compile(r"\[\[words:\s*(\d+)\s*\]\]")
 
 
 @dataclass
@@ -278,6 +280,10 @@ class FakeAnthropic:
                     "input": orjson.loads(tool.group(2) or "{}"),
                 }
             )
+            return blocks
+        words = WORDS.search(text)
+        if words:
+            blocks.append({"type": "text", "text": " ".join(f"word{i}" for i in range(int(words.group(1))))})
             return blocks
         blocks.append({"type": "text", "text": "Hello from the fake Anthropic API. How can I help?"})
         return blocks
