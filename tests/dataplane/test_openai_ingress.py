@@ -115,3 +115,23 @@ def test_it_lists_provider_model_names_the_key_may_use(gateway, world, compat, p
     ids = [m.id for m in client(gateway, world.secret).models.list()]
     assert "anthropic/claude-sonnet-4-6" in ids and "compat/gpt-5" in ids
     assert not any("opus" in i or "gemini" in i for i in ids)
+
+
+def test_it_cuts_a_stream_past_the_budget_with_an_openai_error(gateway, world, publish, ledger):
+    from tests.dataplane.test_budgets import SONNET
+
+    amount = (4096 + 3072) * SONNET.output + Decimal("0.0005")
+    services.budget_set(actor=world.alice, level="key", organization=world.acme, key=world.key, amount_usd=amount, period="monthly")
+    publish()
+    stream = client(gateway, world.secret).chat.completions.create(
+        model="anthropic/claude-sonnet-4-6", messages=[{"role": "user", "content": "[[words: 30000]]"}], stream=True,
+        max_tokens=64000,
+    )
+    text = []
+    with pytest.raises(openai.APIError) as cut:
+        for chunk in stream:
+            text.extend(c.delta.content or "" for c in chunk.choices)
+    assert "This key's monthly budget of $" in cut.value.message and "cannot cover more of this answer" in cut.value.message
+    assert "word100 " in "".join(text)
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    assert row.status == 402 and row.error_type == "budget_exhausted" and row.cost_usd > 0
