@@ -35,6 +35,7 @@ from dataplane.errors import (
 from dataplane.exchange import Exchange
 from dataplane.http import Receive, Send, send_response
 from dataplane.keepalive import Keepalive
+from dataplane.limits import usage_headers
 from dataplane.meter import StreamMeter
 from dataplane.providers.anthropic import DROP_RESPONSE, AnthropicNative
 from dataplane.providers.base import count_not_supported
@@ -228,9 +229,15 @@ def _own_headers(x: Exchange, content_type: str) -> list[tuple[bytes, bytes]]:
 
 
 def _headers_for(module: Any, x: Exchange, response: aiohttp.ClientResponse, adapter: Any) -> list[tuple[bytes, bytes]]:
+    plan = x.plan
+    budgeted = plan is not None and plan.admitted and plan.budgets and x.shape == "anthropic"
     if isinstance(module, AnthropicNative):
-        # Anthropic's own headers (request-id, rate-limit state, retry-after) reach the client.
-        headers = [(k.lower(), v) for k, v in response.raw_headers if k.lower() not in DROP_RESPONSE]
+        # Anthropic's own headers (request-id, rate-limit state, retry-after) reach the client;
+        # under a Tollgate budget, its rate-limit state gives way to the budget's.
+        headers = [
+            (k.lower(), v) for k, v in response.raw_headers
+            if k.lower() not in DROP_RESPONSE and not (budgeted and k.lower().startswith(b"anthropic-ratelimit-"))
+        ]
         headers.append((b"x-tollgate-request-id", x.request_id.encode()))
     else:
         headers = _own_headers(x, adapter.content_type)
@@ -240,6 +247,8 @@ def _headers_for(module: Any, x: Exchange, response: aiohttp.ClientResponse, ada
     if x.attempts > 1 or x.fallback:
         headers.append((b"x-tollgate-attempts", str(x.attempts).encode()))
     headers.append((b"x-tollgate-provider", x.provider.name.encode() if x.provider else b""))
+    if budgeted and response.status < 400:
+        headers.extend(usage_headers(plan))  # type: ignore[arg-type]
     return headers
 
 

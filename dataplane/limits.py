@@ -66,6 +66,7 @@ class BudgetRule:
     anchor: float
     floor_nano: int = 0
     floor_period_start: float = 0.0
+    level: str = ""  # organization | team | user | key
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +193,9 @@ class Plan:
     output_tokens: int = 0  # the output the first reservation covers
     bytes_per_token: float = 0.0  # relayed stream bytes per output token, as this key's streams ran (0: unknown)
     relayed: int = 0  # stream bytes relayed after the opening event (the meter counts them)
+    # The budget nearest its limit at admission, and what it then held (spent + reserved, this request's included).
+    nearest: int = -1
+    nearest_used: int = 0
 
     @property
     def empty(self) -> bool:
@@ -305,6 +309,37 @@ def budget_refusal(step: BudgetStep, spent: int = -1, reserved: int = 0, need: i
     return Refusal(402, message, level=rule.label)
 
 
+WARN_AT = (0.95, 0.75)  # the thresholds at which Claude Code prints its usage notice
+_UNIFIED = b"anthropic-ratelimit-unified-"
+
+
+def usage_headers(plan: Plan) -> list[tuple[bytes, bytes]]:
+    """Claude Code's own usage-limit headers for the budget nearest its limit
+    (../shared/design/CLAUDE-CODE-SIGNIN.md): utilization counts what requests
+    still running hold, this one's reservation included."""
+    if plan.nearest < 0:
+        return []
+    step = plan.budgets[plan.nearest]
+    limit = step.rule.amount_nano
+    used = min(plan.nearest_used / limit, 0.99) if limit > 0 else 0.99
+    passed = next((t for t in WARN_AT if used >= t), None)
+    status = b"allowed_warning" if passed is not None else b"allowed"
+    reset = str(int(step.end)).encode()
+    headers = [
+        (_UNIFIED + b"status", status),
+        (_UNIFIED + b"representative-claim", b"overage"),
+        (_UNIFIED + b"overage-status", status),
+        (_UNIFIED + b"overage-utilization", f"{used:.2f}".encode()),
+        (_UNIFIED + b"reset", reset),
+        (_UNIFIED + b"overage-reset", reset),
+    ]
+    if passed is not None:
+        headers.append((_UNIFIED + b"overage-surpassed-threshold", str(passed).encode()))
+    if step.rule.level in ("team", "organization"):
+        headers.append((_UNIFIED + b"overage-scope", b"group_pool"))
+    return headers
+
+
 def cut_message(step: BudgetStep) -> str:
     rule = step.rule
     resets = datetime.fromtimestamp(step.end, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -345,7 +380,7 @@ def window_refusal(step: WindowStep, current: float, previous: float) -> Refusal
 #       per budget: limit, reserve, floor, ttl; per window: limit, prev_weight, is_requests, ttl;
 #       has_estimate, then body_bytes, cold_input, output_nano, max_tokens, default_output, warm_ms, output_margin.
 # With an estimate, the reservation is worked out here from the stats (estimate_reserve() in Lua).
-# Returns {0, reserve, output_tokens, bytes_per_token} admitted; {1, i, spent, reserved, reserve} budget i
+# Returns {0, reserve, output_tokens, bytes_per_token, nearest_budget, its_used} admitted; {1, i, spent, reserved, reserve} budget i
 # refused; {2, i, current, previous} window i refused.
 ADMIT_LUA = """
 local now = tonumber(ARGV[1])
@@ -378,6 +413,7 @@ if tonumber(ARGV[e]) == 1 then
 end
 local a = 6
 local fresh = {}
+local nearest, nearest_used, nearest_ratio = 0, 0, -1
 for i = 1, nb do
   local b, z = KEYS[2*i-1], KEYS[2*i]
   local limit, floor = tonumber(ARGV[a]), tonumber(ARGV[a+2])
@@ -407,6 +443,10 @@ for i = 1, nb do
   end
   if spent + reserved + reserve > limit then
     return {1, i, tostring(spent), tostring(reserved), tostring(reserve)}
+  end
+  local used = spent + reserved + reserve
+  if limit > 0 and used / limit > nearest_ratio then
+    nearest, nearest_used, nearest_ratio = i, used, used / limit
   end
   a = a + 4
 end
@@ -448,7 +488,7 @@ for i = 1, nw do
   end
   wa = wa + 4
 end
-return {0, tostring(reserve), out, bpt}
+return {0, tostring(reserve), out, bpt, nearest, tostring(nearest_used)}
 """
 
 # A stream outgrew its reservation: add ``amount`` to it on every budget, or on none.
@@ -587,6 +627,8 @@ class RedisCounters:
             plan.held = int(result[1])
             plan.output_tokens = int(result[2])
             plan.bytes_per_token = float(result[3])
+            plan.nearest = int(result[4]) - 1
+            plan.nearest_used = int(result[5])
             return
         index = int(result[1]) - 1
         if code == 1:
@@ -702,6 +744,13 @@ class MemoryCounters:
             if b.spent + b.reserved + reserve > step.rule.amount_nano:
                 raise budget_refusal(step, b.spent, b.reserved, reserve)
         reserve = reserve or 0
+        ratio = -1.0
+        for i, step in enumerate(plan.budgets):
+            b = self.budgets[step.key]
+            used = b.spent + b.reserved + reserve
+            limit = step.rule.amount_nano
+            if limit > 0 and used / limit > ratio:
+                plan.nearest, plan.nearest_used, ratio = i, used, used / limit
         for w in plan.windows:
             cur = self._window(w.current, now)
             prev = self._window(w.previous, now)

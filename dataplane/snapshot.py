@@ -161,6 +161,7 @@ def _rules(doc: dict[str, Any]) -> tuple[dict[tuple[str, Any], list[BudgetRule]]
                 anchor=b["anchor"],
                 floor_nano=int(Decimal(b.get("floor_usd") or "0") * NANO),
                 floor_period_start=b.get("floor_period_start") or 0.0,
+                level=b["level"],
             )
         )
     limits: dict[tuple[str, Any], list[LimitRule]] = {}

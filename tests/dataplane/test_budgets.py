@@ -376,3 +376,29 @@ def test_it_cuts_a_stream_that_runs_past_the_budget_and_charges_what_was_used(ga
             time.sleep(0.05)
         assert keys and all(int(client.hget(k, "reserved") or 0) == 0 for k in keys), "reservation left behind"
         client.close()
+
+
+def test_it_tells_claude_code_how_much_of_the_budget_is_used(gateway, world, publish, ledger):
+    """The usage-limit headers Claude Code reads: utilization of the budget nearest
+    its limit, the 75 % mark once passed, the pool scope for a team budget."""
+    plain = send(gateway, world.secret)
+    assert plain.headers["anthropic-ratelimit-requests-limit"] == "4000"  # the provider's own, without a budget
+    assert "anthropic-ratelimit-unified-status" not in plain.headers
+    (first,) = ledger(1, key_prefix=world.key.prefix)
+    budget(world, "100")
+    team = budget(world, first.cost_usd * 2 + RESERVE, level="team")
+    team.refresh_from_db()
+    publish()
+    response = send(gateway, world.secret)
+    assert response.status_code == 200, response.text
+    h = response.headers
+    assert "anthropic-ratelimit-requests-limit" not in h
+    # The team's pool is the level nearest its limit: its spend, this request's reservation.
+    used = (first.cost_usd + RESERVE) / team.amount_usd
+    assert abs(float(h["anthropic-ratelimit-unified-overage-utilization"]) - float(used)) <= 0.01, (h, used)
+    assert h["anthropic-ratelimit-unified-status"] == h["anthropic-ratelimit-unified-overage-status"] == "allowed_warning"
+    assert h["anthropic-ratelimit-unified-overage-surpassed-threshold"] == "0.75"
+    assert h["anthropic-ratelimit-unified-representative-claim"] == "overage"
+    assert h["anthropic-ratelimit-unified-overage-scope"] == "group_pool"
+    assert int(h["anthropic-ratelimit-unified-reset"]) > time.time()
+    assert h["anthropic-ratelimit-unified-reset"] == h["anthropic-ratelimit-unified-overage-reset"]
