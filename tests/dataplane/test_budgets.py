@@ -402,3 +402,79 @@ def test_it_tells_claude_code_how_much_of_the_budget_is_used(gateway, world, pub
     assert h["anthropic-ratelimit-unified-overage-scope"] == "group_pool"
     assert int(h["anthropic-ratelimit-unified-reset"]) > time.time()
     assert h["anthropic-ratelimit-unified-reset"] == h["anthropic-ratelimit-unified-overage-reset"]
+
+
+def claude_code_body(max_tokens: int = 128_000) -> bytes:
+    """What Claude Code sends: a cached system prompt and tool list of some 60 KB,
+    a conversation, its device id, ``max_tokens`` 128,000, streamed."""
+    tools = [
+        {"name": f"Tool{i}", "description": "Does one thing a coding agent needs. " * 40,
+         "input_schema": {"type": "object", "properties": {f"arg{j}": {"type": "string", "description": "An argument " * 8}
+                                                           for j in range(6)}, "required": ["arg0"]}}
+        for i in range(18)
+    ]
+    system = [{"type": "text", "text": "You are Claude Code. " * 600, "cache_control": {"type": "ephemeral"}}]
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "Look at the failing test and fix it."}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "I'll read the test first."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Go on.", "cache_control": {"type": "ephemeral"}}]},
+    ]
+    return orjson.dumps({
+        "model": "claude-sonnet-4-6", "max_tokens": max_tokens, "stream": True, "system": system, "tools": tools,
+        "messages": messages, "metadata": {"user_id": "user_4f1c_account__session_9e2b"},
+    })
+
+
+@pytest.mark.parametrize("level", ["key", "team"])
+def test_it_serves_a_burst_of_claude_code_requests_up_to_the_budget_and_no_further(world, workers, publish, ledger, anthropic_upstream, level):
+    """500 concurrent streams with Claude Code's body (max_tokens 128,000) against a
+    budget worth 50 of them, from a key that has been working in the last minutes."""
+    body = claude_code_body()
+    headers = {"x-api-key": world.secret, "content-type": "application/json"}
+    budget(world, "100", level=level)
+    publish(*workers)
+    # The key has been working: every worker has seen its answers, as a real fleet's would.
+    for worker in workers * 2:
+        warm = httpx.post(f"{worker.url}/v1/messages", content=body, headers=headers, timeout=30)
+        assert warm.status_code == 200 and "event: message_stop" in warm.text
+    warmed = ledger(2 * len(workers), key_prefix=world.key.prefix)
+    cost = warmed[-1].cost_usd
+    spent = sum(r.cost_usd for r in warmed)
+    b = budget(world, spent + cost * 50, level=level)
+    b.refresh_from_db()
+    publish(*workers)
+    anthropic_upstream.event_delay = 0.01
+
+    async def one(session: aiohttp.ClientSession, i: int) -> tuple[int, str]:
+        async with session.post(f"{workers[i % len(workers)].url}/v1/messages", data=body, headers=headers) as r:
+            return r.status, await r.text()
+
+    async def storm() -> list[tuple[int, str]]:
+        connector = aiohttp.TCPConnector(limit=500)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+            return await asyncio.gather(*(one(session, i) for i in range(500)))
+
+    results = asyncio.run(storm())
+    served = [text for status, text in results if status == 200 and "event: message_stop" in text]
+    refused = [orjson.loads(text) for status, text in results if status != 200]
+    label = {"key": "This key's", "team": "Team 'Payments'"}[level]
+    assert len(served) >= 45, (len(served), refused[:2])
+    odd = [r for r in refused if r["error"]["type"] != "billing_error" or not r["error"]["message"].startswith(label)]
+    assert not odd, odd[:3]
+    rows = ledger(500 + 2 * len(workers), key_prefix=world.key.prefix, timeout=30)
+    charged = sum(r.cost_usd for r in rows)
+    print(f"\nburst of 500 ({level}): served {len(served)}, refused {len(refused)}, charged ${charged - spent} of ${cost * 50}")
+    assert charged <= b.amount_usd, (charged, b.amount_usd)
+    if REDIS:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        deadline = time.monotonic() + 5
+        while True:
+            keys = [k for k in client.scan_iter(f"{settings.REDIS_PREFIX}{{o{world.acme.id}}}:b:*") if not k.endswith(b":r")]
+            reserved = [int(client.hget(k, "reserved") or 0) for k in keys]
+            if (keys and not any(reserved)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        client.close()
+        assert keys and reserved == [0] * len(keys), "reservations left behind"
