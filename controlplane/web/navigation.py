@@ -29,7 +29,13 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         return {}
     sections = [
         {"title": "", "items": [_item(request, "Overview", "home")]},
-        {"title": "Govern", "items": [_item(request, "Keys", "keys")]},
+        {
+            "title": "Govern",
+            "items": [
+                _item(request, "Keys", "keys"),
+                _item(request, "Budgets and limits", "budgets"),
+            ],
+        },
         {"title": "Developers", "items": [_item(request, "REST API", "api-swagger")]},
     ]
     if user.is_superuser:

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 
 from controlplane.api.urls import IdConverter
-from controlplane.web import keys, views
+from controlplane.web import budgets, keys, views
 
 register_converter(IdConverter, "id")
 
@@ -11,4 +11,7 @@ urlpatterns = [
     path("keys/<id:key_id>/rotate/", keys.key_rotate, name="key-rotate"),
     path("keys/<id:key_id>/disable/", keys.key_disable, name="key-disable"),
     path("keys/<id:key_id>/enable/", keys.key_enable, name="key-enable"),
+    path("budgets/", budgets.budget_page, name="budgets"),
+    path("budgets/set/", budgets.budget_set, name="budget-set"),
+    path("budgets/<id:budget_id>/delete/", budgets.budget_delete, name="budget-delete"),
 ]

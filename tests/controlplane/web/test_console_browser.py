@@ -53,7 +53,9 @@ def test_it_signs_in_and_turns_on_an_authenticator_app(console, charlie) -> None
     assert AuditEvent.objects.filter(action="auth.signin", actor=charlie).count() == 2
 
 
-def test_it_creates_a_key_and_shows_the_secret_exactly_once(console, bob, charlie, screenshots) -> None:
+def test_it_creates_a_key_and_shows_the_secret_exactly_once(
+    console, bob, charlie, screenshots
+) -> None:
     tab = console(bob)
     page = tab.page
     tab.go("/keys/")
