@@ -48,6 +48,10 @@ def served_model() -> Coalesce:
 
 
 IS_ERROR = Q(status__gte=400) | ~Q(error_type="")
+# Refused by the gateway itself (unknown key, budget, policy, rate limit)
+# before any provider was asked: finance counts these apart from errors.
+REFUSAL_STATUSES = (401, 402, 403, 429)
+IS_REFUSAL = Q(status__in=REFUSAL_STATUSES, provider_id__isnull=True)
 
 # Aggregates of RequestLog rows, named as DailyUsage's columns.
 LOG_METRICS = {

@@ -17,6 +17,7 @@ ENTRY_POINTS = (
     ("providers", "api-providers"),
     ("prices", "api-prices"),
     ("routes", "api-routes"),
+    ("requests", "api-requests"),
     ("cost_report", "api-report-costs"),
     ("session_report", "api-report-sessions"),
     ("api_tokens", "api-tokens"),

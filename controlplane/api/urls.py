@@ -18,6 +18,7 @@ from controlplane.api.organizations import OrganizationApi, OrganizationsApi
 from controlplane.api.prices import PricesApi, PriceSetApi
 from controlplane.api.providers import ProviderCredentialApi, ProviderCredentialsApi, ProvidersApi
 from controlplane.api.rate_limits import RateLimitDeleteApi, RateLimitsApi
+from controlplane.api.requests import RequestsApi
 from controlplane.api.root import ApiRootApi
 from controlplane.api.routes import GatewayRoutesApi, OrganizationRoutesApi, RouteDeleteApi
 from controlplane.api.teams import TeamApi, TeamsApi
@@ -90,6 +91,7 @@ urlpatterns = [
     path("prices/", PricesApi.as_view(), name="api-prices"),
     path("prices/<path:model>/", PriceSetApi.as_view(), name="api-price-set"),
     path("reports/", include("controlplane.api.reports")),
+    path("requests/", RequestsApi.as_view(), name="api-requests"),
     path("mcp/servers/", McpServersApi.as_view(), name="api-mcp-servers"),
     path("mcp/servers/<id:server_id>/", McpServerApi.as_view(), name="api-mcp-server"),
     path("mcp/servers/<id:server_id>/check/", McpServerCheckApi.as_view(), name="api-mcp-server-check"),

@@ -15,11 +15,11 @@ register = template.Library()
 
 @register.filter
 def usd(value: Any) -> str:
-    """$1,234.56; amounts under a cent keep four decimals ($0.0042), as a finance user expects."""
+    """$1,234.56; amounts under a dollar keep four decimals ($0.0042), as a finance user expects."""
     if value is None or value == "":
         return "—"
     amount = Decimal(str(value))
-    places = Decimal("0.0001") if Decimal(0) < abs(amount) < Decimal("0.01") else Decimal("0.01")
+    places = Decimal("0.0001") if Decimal(0) < abs(amount) < Decimal(1) else Decimal("0.01")
     rounded = amount.quantize(places, rounding=ROUND_HALF_UP)
     sign = "-" if rounded < 0 else ""
     return f"{sign}${abs(rounded):,}"

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 
 from controlplane.api.urls import IdConverter
-from controlplane.web import budgets, keys, views
+from controlplane.web import budgets, keys, requests, views
 
 register_converter(IdConverter, "id")
 
@@ -14,4 +14,7 @@ urlpatterns = [
     path("budgets/", budgets.budget_page, name="budgets"),
     path("budgets/set/", budgets.budget_set, name="budget-set"),
     path("budgets/<id:budget_id>/delete/", budgets.budget_delete, name="budget-delete"),
+    path("requests/", requests.request_list, name="requests"),
+    path("requests/export.csv", requests.request_csv, name="requests-csv"),
+    path("requests/<str:request_id>/", requests.request_detail, name="request-detail"),
 ]

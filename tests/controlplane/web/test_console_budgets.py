@@ -62,11 +62,8 @@ def test_it_shows_a_requests_cost_on_the_team_budget(gateway, world, publish, le
     (row,) = ledger(1)
     assert row.cost_usd > 0
     page = browser.get(PAGE, HTTP_HX_REQUEST="true").content.decode()
-    assert (
-        _spent(page, budget) == f"${row.cost_usd:.4f}"
-        if row.cost_usd < Decimal("0.01")
-        else f"${row.cost_usd:.2f}"
-    )
+    shown = f"${row.cost_usd:.4f}" if row.cost_usd < 1 else f"${row.cost_usd:,.2f}"
+    assert _spent(page, budget) == shown
     assert ("from the counter store" if REDIS else "from the request log") in page
 
 
