@@ -83,7 +83,8 @@ def test_it_shows_the_budget_message_and_stops_without_retrying(gateway, world, 
     proc = run_claude(gateway, world.secret, "Say hello", tmp_path, timeout=60)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "Team 'Payments' monthly budget of $0.00 is used up" in output, output[-2000:]
+    # Nothing is spent yet: the message says what is left, never "used up".
+    assert "Team 'Payments' monthly budget of $0.0001 has $0.0001 left, less than this request may cost (about $" in output, output[-2000:]
     assert "Ask your platform admin to raise it." in output
     rows = ledger(1, key_prefix=world.key.prefix, timeout=3)
     refused = [r for r in rows if r.status == 402]
@@ -168,3 +169,39 @@ def test_it_serves_the_opus_tier_from_another_provider(
     assert len(opus) >= 3
     assert all(r.model_served == served and r.provider_kind == kind and r.status == 200 for r in opus)
     assert all(r.cost_usd > 0 and not r.unpriced for r in opus), [(r.model_served, r.cost_usd) for r in opus]
+
+
+def test_it_serves_a_dollar_team_budget_until_a_request_no_longer_fits(gateway, world, publish, ledger, tmp_path):
+    """Real Claude Code on a $1.00 team budget: served until what is left is less
+    than one request costs, then refused with a message that says so truly."""
+    import time
+    from decimal import Decimal
+
+    from governance import services
+
+    services.budget_set(
+        actor=world.alice, level="team", organization=world.acme, team=world.payments,
+        amount_usd=Decimal("1.00"), period="monthly",
+    )
+    publish()
+    started = time.monotonic()
+    outputs = []
+    for _ in range(60):
+        proc = run_claude(gateway, world.secret, "Say hello", tmp_path, "--model", "opus", timeout=60)
+        outputs.append(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            break
+    else:
+        pytest.fail("the budget never ran out")
+    rows = [r for r in ledger(1, key_prefix=world.key.prefix, timeout=5)]
+    served = [r for r in rows if r.status == 200]
+    spent = sum(r.cost_usd for r in served)
+    dearest = max(r.cost_usd for r in served)
+    print(f"\n$1.00 team budget: {len(outputs) - 1} Claude Code runs, {len(served)} requests served, spent ${spent}, "
+          f"dearest request ${dearest}, {time.monotonic() - started:.0f} s")
+    assert spent <= Decimal("1.00"), spent
+    assert Decimal("1.00") - spent < dearest * Decimal("1.25"), (spent, dearest)
+    message = outputs[-1]
+    left = f"${Decimal('1.00') - spent:.2f}"
+    assert f"Team 'Payments' monthly budget of $1.00 has {left} left, less than this request may cost (about $" in message, message[-1500:]
+    assert "used up" not in message
