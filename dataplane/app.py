@@ -32,6 +32,7 @@ from dataplane.limits import (
     MemoryCounters,
     RedisCounters,
     Refusal,
+    org_stats_key,
     plan_for,
     stats_key,
 )
@@ -226,6 +227,7 @@ class Gateway:
                 output = max(output, price.output_nano)
             estimate = Estimate(
                 stats_key(self.config.redis_prefix, key.organization_id, key.id, key.prefix, x.model),
+                org_stats_key(self.config.redis_prefix, key.organization_id, key.organization_uid, x.model),
                 body_bytes, cold, output, max_tokens,
             )
         now = time.time()

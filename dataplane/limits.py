@@ -13,8 +13,9 @@ worker killed mid-request) expire.
 
 The estimate: a key with no recent requests for the model reserves the worst
 case for the input (every three bytes of body a token at the dearer of the
-input and cache-write prices) and ``min(max_tokens, 4096)`` of output. Once it
-has some, input is reserved at the highest recent cost per byte (decaying by a
+input and cache-write prices) and ``min(max_tokens, 2048)`` of output (a
+longer answer tops up), unless other keys of the organization have used the
+model lately, whose figures it then starts from. Once it has some, input is reserved at the highest recent cost per byte (decaying by a
 tenth per request) while the prompt cache can still be warm (5 minutes), with
 any growth of the body since the last request at the worst case, and output
 at the highest recent output count and a quarter more, never above ``max_tokens``.
@@ -44,7 +45,7 @@ from typing import Any
 
 NANO = 1_000_000_000
 RESERVATION_TTL = 20 * 60  # longer than the upstream read timeout; a stream's top-ups renew it
-DEFAULT_OUTPUT_TOKENS = 4096  # output reserved for a key with no recent requests for the model
+DEFAULT_OUTPUT_TOKENS = 2048  # output reserved with nothing learned; a longer answer tops its reservation up
 WARM_SECONDS = 300  # Anthropic's prompt cache lives five minutes past its last use
 DECAY = 0.9  # each request lowers the remembered highs by a tenth, then takes the max
 OUTPUT_MARGIN = 1.25  # learned output is reserved with a quarter more; the stream meter counts with the same margin
@@ -130,11 +131,18 @@ def stats_key(prefix: str, org_id: int, key_id: int, key_prefix: str, model: str
     return f"{prefix}{{o{org_id}}}:e:{key_id}.{key_prefix}:{model}"
 
 
+def org_stats_key(prefix: str, org_id: int, org_uid: str, model: str) -> str:
+    """The same for the whole organization: what a key new to the model starts from
+    (the provider's prompt cache is shared across the organization's keys too)."""
+    return f"{prefix}{{o{org_id}}}:e:org.{org_uid}:{model}"
+
+
 @dataclass(slots=True)
 class Estimate:
     """The facts a reservation is estimated from; the store adds what it remembers."""
 
     stats: str  # stats_key()
+    org_stats: str  # org_stats_key(): used while the key's own has nothing
     body_bytes: int
     cold_input_nano: int  # the whole body at the worst-case input price
     output_nano: float  # per output token, at the dearest model the request may be served by
@@ -280,7 +288,7 @@ DEFAULT_MAX_TOKENS = 4096
 def reservation_nano(body_bytes: int, max_tokens: int, price: Any) -> int:
     """What a key with no recent requests for the model reserves: every three
     bytes of body a token at the dearer of the input and cache-write prices,
-    plus ``min(max_tokens, 4096)`` of output."""
+    plus ``min(max_tokens, 2048)`` of output."""
     return int((body_bytes // 3 + 1) * price.reserve_input_nano + min(max_tokens, DEFAULT_OUTPUT_TOKENS) * price.output_nano) + 2
 
 
@@ -375,7 +383,8 @@ def window_refusal(step: WindowStep, current: float, previous: float) -> Refusal
 
 # --- Redis ------------------------------------------------------------------------
 
-# KEYS: per budget (hash, reservation zset); per window (current, previous); the estimate's stats hash, if any.
+# KEYS: per budget (hash, reservation zset); per window (current, previous); the estimate's stats hashes
+# (the key's, the organization's), if any.
 # ARGV: now_ms, request_id, reservation_expiry_ms, n_budgets, n_windows,
 #       per budget: limit, reserve, floor, ttl; per window: limit, prev_weight, is_requests, ttl;
 #       has_estimate, then body_bytes, cold_input, output_nano, max_tokens, default_output, warm_ms, output_margin.
@@ -396,6 +405,7 @@ if tonumber(ARGV[e]) == 1 then
   local body, cold = tonumber(ARGV[e+1]), tonumber(ARGV[e+2])
   local out_nano, max_tokens = tonumber(ARGV[e+3]), tonumber(ARGV[e+4])
   local st = redis.call('HMGET', KEYS[2*nb+2*nw+1], 'in', 'out', 'ts', 'bytes', 'bpt')
+  if not st[3] then st = redis.call('HMGET', KEYS[2*nb+2*nw+2], 'in', 'out', 'ts', 'bytes', 'bpt') end
   bpt = st[5] or '0'
   local seen_at = tonumber(st[3] or '0')
   local reserve_in = cold
@@ -516,7 +526,7 @@ end
 return {0}
 """
 
-# KEYS: per budget (hash, zset); per token window (current); the estimate's stats hash, if any.
+# KEYS: per budget (hash, zset); per token window (current); the estimate's stats hashes, if any.
 # ARGV: request_id, n_budgets, n_windows, per budget: actual, ttl; per window: tokens, ttl;
 #       has_observation, then input_nano, body_bytes, output_tokens, now_ms, decay, stats_ttl, relayed_bytes.
 SETTLE_LUA = """
@@ -547,22 +557,24 @@ for i = 1, nw do
   a = a + 2
 end
 if tonumber(ARGV[a]) == 1 then
-  local sk = KEYS[2*nb+nw+1]
   local input, body, out = tonumber(ARGV[a+1]), tonumber(ARGV[a+2]), tonumber(ARGV[a+3])
   local decay = tonumber(ARGV[a+5])
-  local st = redis.call('HMGET', sk, 'in', 'out', 'bpt')
-  local rate = input * 1024 / math.max(body, 1)
-  redis.call('HSET', sk, 'in', tostring(math.max(rate, tonumber(st[1] or '0') * decay)),
-    'out', tostring(math.max(out, tonumber(st[2] or '0') * decay)), 'ts', ARGV[a+4], 'bytes', body)
   local relayed = tonumber(ARGV[a+7])
-  if relayed > 0 and out > 0 then
-    -- The fewest bytes a token took lately (a decaying minimum): estimates err high.
-    local seen = tonumber(st[3] or '0')
-    local bpt = relayed / out
-    if seen > 0 then bpt = math.min(bpt, seen / decay) end
-    redis.call('HSET', sk, 'bpt', tostring(bpt))
+  for k = 1, 2 do
+    local sk = KEYS[2*nb+nw+k]
+    local st = redis.call('HMGET', sk, 'in', 'out', 'bpt')
+    local rate = input * 1024 / math.max(body, 1)
+    redis.call('HSET', sk, 'in', tostring(math.max(rate, tonumber(st[1] or '0') * decay)),
+      'out', tostring(math.max(out, tonumber(st[2] or '0') * decay)), 'ts', ARGV[a+4], 'bytes', body)
+    if relayed > 0 and out > 0 then
+      -- The fewest bytes a token took lately (a decaying minimum): estimates err high.
+      local seen = tonumber(st[3] or '0')
+      local bpt = relayed / out
+      if seen > 0 then bpt = math.min(bpt, seen / decay) end
+      redis.call('HSET', sk, 'bpt', tostring(bpt))
+    end
+    redis.call('EXPIRE', sk, tonumber(ARGV[a+6]))
   end
-  redis.call('EXPIRE', sk, tonumber(ARGV[a+6]))
 end
 return 0
 """
@@ -618,7 +630,7 @@ class RedisCounters:
             keys += (w.current, w.previous)
             args += (w.rule.limit, repr(w.prev_weight), 1 if w.rule.metric == "requests" else 0, w.ttl)
         if plan.estimate is not None:
-            keys.append(plan.estimate.stats)
+            keys += (plan.estimate.stats, plan.estimate.org_stats)
         args += _estimate_args(plan)
         result = await self.pipe.script(ADMIT_LUA, keys, args)
         code = int(result[0])
@@ -663,7 +675,7 @@ class RedisCounters:
             keys.append(w.current)
             window_args += (tokens, w.ttl)
         if plan.estimate is not None:
-            keys.append(plan.estimate.stats)
+            keys += (plan.estimate.stats, plan.estimate.org_stats)
         tail = _observation_args(plan, observed, self.clock())
         await self.pipe.script(SETTLE_LUA, keys, args + budget_args + window_args + tail)
 
@@ -726,6 +738,8 @@ class MemoryCounters:
         est = plan.estimate
         if est is not None:
             st = self.stats.get(est.stats)
+            if st is None or st[4] <= now:
+                st = self.stats.get(est.org_stats)
             if st is not None and st[4] <= now:
                 st = None
             reserve, out = estimate_reserve(est, *(st[:4] if st else (0.0, 0.0, 0.0, 0)), now)
@@ -801,20 +815,21 @@ class MemoryCounters:
         est = plan.estimate
         if est is not None and observed is not None:
             input_nano, output_tokens = observed
-            old = self.stats.get(est.stats)
-            if old is not None and old[4] <= now:
-                old = None
-            rate = input_nano * 1024 / max(est.body_bytes, 1)
-            old_in, old_out, old_bpt = (old[0], old[1], old[5]) if old else (0.0, 0.0, 0.0)
-            bpt = old_bpt
-            if plan.relayed > 0 and output_tokens > 0:
-                bpt = plan.relayed / output_tokens
-                if old_bpt > 0:
-                    bpt = min(bpt, old_bpt / DECAY)
-            self.stats[est.stats] = (
-                max(rate, old_in * DECAY), max(float(output_tokens), old_out * DECAY), now, est.body_bytes,
-                now + STATS_TTL, bpt,
-            )
+            for name in (est.stats, est.org_stats):
+                old = self.stats.get(name)
+                if old is not None and old[4] <= now:
+                    old = None
+                rate = input_nano * 1024 / max(est.body_bytes, 1)
+                old_in, old_out, old_bpt = (old[0], old[1], old[5]) if old else (0.0, 0.0, 0.0)
+                bpt = old_bpt
+                if plan.relayed > 0 and output_tokens > 0:
+                    bpt = plan.relayed / output_tokens
+                    if old_bpt > 0:
+                        bpt = min(bpt, old_bpt / DECAY)
+                self.stats[name] = (
+                    max(rate, old_in * DECAY), max(float(output_tokens), old_out * DECAY), now, est.body_bytes,
+                    now + STATS_TTL, bpt,
+                )
 
     async def release(self, request_id: str, budget_keys: list[str]) -> None:
         for key in budget_keys:

@@ -53,6 +53,8 @@ class KeyEntry:
     # False when the key's user was deactivated (``active`` is then False too,
     # so the hot path checks one flag; this one only picks the message).
     owner_active: bool = True
+    # "<id>.<created ms>": ids can be reused (SQLite); what is learned per organization must not be.
+    organization_uid: str = ""
 
     def allows(self, model: str) -> bool:
         return all(pattern.match(model) is not None for pattern in self.allowed)
@@ -216,6 +218,7 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
             budgets=tuple(r for t in chain for r in budgets.get(t, ())),
             limits=tuple(r for t in chain for r in limits.get(t, ())),
             owner_active=k.get("user_active", True),
+            organization_uid=f"{org_id}.{int(orgs.get(org_id, {}).get('created_at', 0) * 1000)}",
         )
         keys[k["digest"]] = entry
         previous = k.get("previous_digest")

@@ -119,7 +119,8 @@ def snapshot_build() -> dict[str, Any]:
             for p in ModelPrice.objects.all()
         }
         organizations = [
-            {"id": o.id, "name": o.name, "allowed_models": list(o.allowed_models)} for o in Organization.objects.all()
+            {"id": o.id, "name": o.name, "allowed_models": list(o.allowed_models), "created_at": o.created_at.timestamp()}
+            for o in Organization.objects.all()
         ]
         teams = [{"id": t.id, "name": t.name, "allowed_models": list(t.allowed_models)} for t in Team.objects.all()]
         budgets = []

@@ -244,7 +244,7 @@ def test_it_reports_an_unreachable_server_quickly():
 def estimate(stats: str, body_bytes: int = 4096, cold: int = NANO // 10, output_nano: float = 15_000.0, max_tokens: int = 128_000):
     from dataplane.limits import Estimate
 
-    return Estimate(stats, body_bytes, cold, output_nano, max_tokens)
+    return Estimate(stats, stats + ":org", body_bytes, cold, output_nano, max_tokens)
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -328,5 +328,26 @@ def test_it_says_used_up_only_when_it_is(kind):
         with pytest.raises(Refusal) as refused:
             await s.admit(plan([rule], reserve=1, now=now), now)
         assert refused.value.message.startswith("Team 'core' monthly budget of $1.00 is used up; resets ")
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_key_new_to_a_model_starts_from_what_its_organization_learned(kind):
+    from dataplane.limits import Estimate
+
+    async def scenario():
+        now = 1_000_000.0
+        s = await store(kind, clock=lambda: now)
+        rule = budget_rule("10")
+        org = f"tgtest-counters:{{o7}}:e:org.{uuid.uuid4().hex}:m"
+        first = plan([rule], now=now)
+        first.estimate = Estimate(f"{org}:key-a", org, 4096, NANO // 10, 15_000.0, 128_000)
+        await s.admit(first, now)
+        await s.settle(first, 0, 0, (2_000_000, 300))
+        other = plan([rule], now=now + 1)
+        other.estimate = Estimate(f"{org}:key-b", org, 4096, NANO // 10, 15_000.0, 128_000)
+        await s.admit(other, now + 1)
+        assert (other.held, other.output_tokens) == (2_000_000 + 375 * 15_000 + 1, 375)
 
     run(scenario())
