@@ -36,7 +36,7 @@ from dataplane.exchange import Exchange
 from dataplane.http import Receive, Send, send_response
 from dataplane.keepalive import Keepalive
 from dataplane.limits import usage_headers
-from dataplane.meter import StreamMeter
+from dataplane.meter import EVENT_END, StreamMeter
 from dataplane.providers.anthropic import DROP_RESPONSE, AnthropicNative
 from dataplane.providers.base import count_not_supported
 from dataplane.providers.registry import module_for
@@ -261,9 +261,10 @@ async def _cut(send: Send, x: Exchange, keepalive: Keepalive, out: bytes, meter:
     if keepalive.busy is not None:
         await keepalive.busy
     if not keepalive.at_boundary:
-        end = out.find(b"\n\n")
+        marker = EVENT_END.get(x.shape, b"\n\n")
+        end = out.find(marker)
         if end >= 0:
-            await send({"type": "http.response.body", "body": out[: end + 2], "more_body": True})
+            await send({"type": "http.response.body", "body": out[: end + len(marker)], "more_body": True})
     message = x.error_message
     await send({"type": "http.response.body", "body": sse_error(x.shape, 402, "billing_error", message), "more_body": True})
     usage = adapter.usage
@@ -278,7 +279,7 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
     if response.content_type in STREAMING_TYPES and adapter.content_type == "text/event-stream":
         idle = gw.config.upstream_idle_timeout
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        keepalive = Keepalive(send, gw.config.stream_ping_seconds, anthropic=x.shape == "anthropic")
+        keepalive = Keepalive(send, gw.config.stream_ping_seconds, shape=x.shape)
         gw.live[x.request_id] = x
         plan = x.plan
         meter = None

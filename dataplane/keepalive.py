@@ -20,14 +20,16 @@ from dataplane.http import Send
 
 ANTHROPIC_PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 COMMENT_PING = b": ping\n\n"
+# Google's SSE ends its events with CRLF CRLF; its ping does likewise.
+PINGS = {"anthropic": ANTHROPIC_PING, "gemini": b": ping\r\n\r\n"}
 
 
 class Keepalive:
     __slots__ = ("_send", "_body", "_interval", "_loop", "_last", "_boundary", "_timer", "busy", "sent")
 
-    def __init__(self, send: Send, interval: float, *, anthropic: bool) -> None:
+    def __init__(self, send: Send, interval: float, *, shape: str) -> None:
         self._send = send
-        self._body = ANTHROPIC_PING if anthropic else COMMENT_PING
+        self._body = PINGS.get(shape, COMMENT_PING)
         self._interval = interval
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
@@ -39,7 +41,7 @@ class Keepalive:
     def wrote(self, chunk: bytes) -> None:
         """The relay sent ``chunk``: silence starts over."""
         self._last = self._loop.time()
-        self._boundary = chunk.endswith(b"\n\n")
+        self._boundary = chunk.endswith((b"\n\n", b"\r\n\r\n"))
 
     def _check(self) -> None:
         if self._timer is None:

@@ -33,6 +33,8 @@ from dataplane.limits import NANO, OUTPUT_MARGIN, Plan
 # smallest seen: an Anthropic text delta is 115 bytes and its text, an OpenAI
 # chat chunk 150 and up, a Gemini chunk 130 and up.
 _FRAMING = {"anthropic": 112, "openai": 140, "gemini": 120}
+# How an event ends, by caller shape: Google's SSE separates events with CRLF CRLF.
+EVENT_END = {"gemini": b"\r\n\r\n"}
 MIN_INCREMENT_TOKENS = 1024
 SLACK_TOKENS = 32
 
@@ -40,7 +42,7 @@ SLACK_TOKENS = 32
 class StreamMeter:
     __slots__ = (
         "plan", "_price", "_framing", "_output_nano", "tokens", "_input_nano", "_input_known", "_increment",
-        "_opened", "_slack", "_unsent",
+        "_opened", "_slack", "_unsent", "_end",
     )
 
     def __init__(self, plan: Plan, price: Any, shape: str) -> None:
@@ -49,6 +51,7 @@ class StreamMeter:
         self.plan = plan
         self._price = price
         self._framing = _FRAMING.get(shape, 100)
+        self._end = EVENT_END.get(shape, b"\n\n")
         # The served model's price when it has one, else the dearest the reservation used.
         self._output_nano = float(price.output * NANO) if price is not None else est.output_nano
         self.tokens = 0
@@ -62,14 +65,15 @@ class StreamMeter:
     def need(self, out: bytes, usage: Any) -> int:
         """Nano-USD to add to the reservation before ``out`` is relayed; 0 when it is covered."""
         size = len(out)
-        events = out.count(b"\n\n")
+        end = self._end
+        events = out.count(end)
         if not self._opened:
             # The opening event carries the model and input usage, no output.
-            opening = out.find(b"\n\n")
+            opening = out.find(end)
             if opening < 0:
                 return 0
             self._opened = True
-            size -= opening + 2
+            size -= opening + len(end)
             events -= 1
         before = self.tokens
         if size > 0:

@@ -87,3 +87,23 @@ def test_it_counts_tokens_at_the_gemini_provider_and_never_guesses(gateway, worl
     assert counted.status_code == 200, counted.text
     assert counted.json() == {"totalTokens": max(1, len(orjson.dumps(body)) // 4)}
     assert gemini_upstream.received[-1].path == "/v1beta/models/gemini-2.5-pro:countTokens"
+
+
+def test_it_cuts_a_stream_past_the_budget_with_a_google_error(gateway, world, publish, ledger, anthropic_upstream):
+    from decimal import Decimal
+
+    from tests.dataplane.test_budgets import SONNET
+
+    services.route_set(actor=world.alice, model_pattern="gemini-*", targets=[{"provider": world.provider, "model": "claude-sonnet-4-6"}])
+    services.budget_set(actor=world.alice, level="key", organization=world.acme, key=world.key,
+                        amount_usd=(2048 + 3072) * SONNET.output + Decimal("0.0005"), period="monthly")
+    publish()
+    turn = {"role": "user", "parts": [{"text": "[[words: 30000]]"}]}
+    streamed = call(gateway, world.secret, "gemini-2.5-pro", "streamGenerateContent", {"contents": [turn]}, alt="sse")
+    assert streamed.status_code == 200
+    chunks = sse_chunks(streamed)
+    *answer, last = chunks
+    assert "word100 " in "".join(p.get("text", "") for c in answer for cand in c.get("candidates", []) for p in cand["content"]["parts"])
+    assert last["error"]["code"] == 402 and "cannot cover more of this answer" in last["error"]["message"], last
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    assert row.status == 402 and row.error_type == "budget_exhausted" and row.cost_usd > 0

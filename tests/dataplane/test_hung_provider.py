@@ -66,6 +66,23 @@ def test_it_pings_the_client_while_the_model_thinks_in_silence(on_impatient, wor
     assert all(r.status == 200 and r.output_tokens > 0 for r in rows)
 
 
+def test_it_pings_a_gemini_caller_between_whole_events(on_impatient, world, publish, anthropic_upstream):
+    """Google's SSE ends events with CRLF CRLF: the keep-alive must see those boundaries too."""
+    from governance import services
+
+    services.route_set(actor=world.alice, model_pattern="gemini-*", targets=[{"provider": world.provider, "model": "claude-sonnet-4-5"}])
+    publish(on_impatient)
+    anthropic_upstream.gap_mid_stream = 1.5
+    response = httpx.post(
+        f"{on_impatient.url}/genai/v1beta/models/gemini-2.5-pro:streamGenerateContent", params={"alt": "sse"},
+        json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, headers={"x-goog-api-key": world.secret}, timeout=20,
+    )
+    assert response.status_code == 200
+    assert response.text.count(": ping") >= 3, response.text[:500]
+    for block in response.text.strip().split("\r\n\r\n"):
+        assert block == ": ping" or block.startswith("data: {"), block
+
+
 def test_it_ends_a_stream_gone_silent_past_the_idle_limit(on_impatient, world, anthropic_upstream, ledger):
     anthropic_upstream.gap_mid_stream = 4
     response = post(on_impatient, world.secret, {**BODY, "stream": True})
