@@ -97,18 +97,29 @@ class Exchange:
         served = self.served_model or (usage.model if usage and usage.model else "") or self.model
         cost = _ZERO
         unpriced = False
+        long_context = False
         if usage is not None and not self.free:
-            price = snapshot.price_for(served)
-            billable = usage.input_tokens or usage.output_tokens or usage.cache_read_tokens or usage.cache_write_tokens
+            price = snapshot.price_for(served, provider.id if provider else None)
+            prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
             if price is None:
-                unpriced = bool(billable)
-            elif billable:
-                cost = (
-                    usage.input_tokens * price.input
-                    + usage.output_tokens * price.output
-                    + usage.cache_write_tokens * price.cache_write
-                    + usage.cache_read_tokens * price.cache_read
-                )
+                unpriced = bool(prompt or usage.output_tokens)
+            elif prompt or usage.output_tokens or usage.web_search_requests:
+                if price.long is not None and prompt > price.long_threshold:
+                    price = price.long
+                    long_context = True
+                cost = usage.input_tokens * price.input + usage.output_tokens * price.output
+                # Terms that are mostly zero are skipped: each Decimal product costs.
+                written = usage.cache_write_tokens
+                if written:
+                    hour = usage.cache_write_1h_tokens
+                    if hour:
+                        cost += (written - hour) * price.cache_write + hour * price.cache_write_1h  # type: ignore[operator]
+                    else:
+                        cost += written * price.cache_write
+                if usage.cache_read_tokens:
+                    cost += usage.cache_read_tokens * price.cache_read
+                if usage.web_search_requests:
+                    cost += usage.web_search_requests * price.web_search
         self.cost = cost
         if usage is not None:
             self.tokens = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
@@ -136,6 +147,9 @@ class Exchange:
             "output_tokens": usage.output_tokens if usage else 0,
             "cache_read_tokens": usage.cache_read_tokens if usage else 0,
             "cache_write_tokens": usage.cache_write_tokens if usage else 0,
+            "cache_write_1h_tokens": usage.cache_write_1h_tokens if usage else 0,
+            "web_search_requests": usage.web_search_requests if usage else 0,
+            "long_context": long_context,
             "cost_usd": str(cost),
             "unpriced": unpriced,
             "latency_ms": latency * 1000,

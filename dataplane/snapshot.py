@@ -66,19 +66,68 @@ class KeyEntry:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per token (the stored figures are per million). The float nano-USD
-    figures serve reservations, which are estimates; costs use the Decimals."""
+    """USD per token (the stored figures are per million), per web search call.
+    The float nano-USD figures serve reservations, which are estimates; costs
+    use the Decimals. Above ``long_threshold`` prompt tokens the request is
+    billed at ``long`` instead, every token of it."""
 
     input: Decimal
     output: Decimal
     cache_write: Decimal
     cache_read: Decimal
+    # None: 1-hour cache writes cost the 5-minute rate.
+    cache_write_1h: Decimal | None = None
+    web_search: Decimal = Decimal(0)
+    long_threshold: int = 0
+    long: Price | None = None
     reserve_input_nano: float = 0.0
     output_nano: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.cache_write_1h is None:
+            object.__setattr__(self, "cache_write_1h", self.cache_write)
         object.__setattr__(self, "reserve_input_nano", float(max(self.input, self.cache_write) * NANO))
         object.__setattr__(self, "output_nano", float(self.output * NANO))
+
+    def scaled(self, factor: Decimal) -> Price:
+        """The same price times ``factor`` (a deployment billing a premium)."""
+        return Price(
+            self.input * factor,
+            self.output * factor,
+            self.cache_write * factor,
+            self.cache_read * factor,
+            self.cache_write_1h * factor if self.cache_write_1h is not None else None,
+            self.web_search * factor,
+            self.long_threshold,
+            self.long.scaled(factor) if self.long is not None else None,
+        )
+
+
+def lookup_price(prices: dict[str, Price], model: str) -> Price | None:
+    """Exact model id first, then the id without its vendor prefix, date or version suffix."""
+    price = prices.get(model)
+    if price is None:
+        # Bedrock and Vertex ids: "us.anthropic.claude-opus-4-5-20251101-v1:0",
+        # "claude-opus-4-5@20251101"; and "provider/model" names.
+        bare = _VENDOR.sub("", model.rsplit("/", 1)[-1])
+        price = prices.get(bare)
+        while price is None:
+            dated = _DATED.match(bare)
+            if not dated:
+                break
+            bare = dated.group(1)
+            price = prices.get(bare)
+    return price
+
+
+@dataclass(slots=True)
+class ProviderPrices:
+    """What one provider bills where it differs from list prices: its own rows,
+    and a multiplier on the list price of every other model."""
+
+    own: dict[str, Price]
+    multiplier: Decimal
+    cache: dict[str, Price | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -92,31 +141,51 @@ class Snapshot:
     providers_by_name: dict[str, ProviderConfig] = field(default_factory=dict)
     variants: dict[int, list[tuple[ProviderConfig, int]]] = field(default_factory=dict)
     mcp: McpConfig = field(default_factory=McpConfig)
+    # Providers that bill other than list price, by provider id.
+    provider_prices: dict[int, ProviderPrices] = field(default_factory=dict)
     _price_cache: dict[str, Price | None] = field(default_factory=dict)
 
-    def price_for(self, model: str) -> Price | None:
-        """Exact model id first, then the id without its date or version suffix."""
+    def price_for(self, model: str, provider_id: int | None = None) -> Price | None:
+        """The price of ``model`` as ``provider_id`` bills it (list price without one)."""
+        if provider_id is not None and provider_id in self.provider_prices:
+            return self._provider_price(model, self.provider_prices[provider_id])
         if model in self._price_cache:
             return self._price_cache[model]
-        price = self.prices.get(model)
-        if price is None:
-            # Bedrock and Vertex ids: "us.anthropic.claude-opus-4-5-20251101-v1:0",
-            # "claude-opus-4-5@20251101"; and "provider/model" names.
-            bare = _VENDOR.sub("", model.rsplit("/", 1)[-1])
-            price = self.prices.get(bare)
-            while price is None:
-                dated = _DATED.match(bare)
-                if not dated:
-                    break
-                bare = dated.group(1)
-                price = self.prices.get(bare)
+        price = lookup_price(self.prices, model)
         if len(self._price_cache) < 10_000:
             self._price_cache[model] = price
+        return price
+
+    def _provider_price(self, model: str, billing: ProviderPrices) -> Price | None:
+        if model in billing.cache:
+            return billing.cache[model]
+        price = lookup_price(billing.own, model)
+        if price is None:
+            listed = self.price_for(model)
+            price = listed.scaled(billing.multiplier) if listed is not None and billing.multiplier != 1 else listed
+        if len(billing.cache) < 10_000:
+            billing.cache[model] = price
         return price
 
 
 EMPTY = Snapshot(version=0, keys={}, providers={}, anthropic=None, prices={})
 _MTOK = Decimal(1_000_000)
+
+
+def parse_price(values: list[Any]) -> Price:
+    """A price row of the document: input, output, 5-minute cache write, cache
+    read (USD per million; the four every version has), then 1-hour cache write,
+    web search per 1,000 calls, the long-context threshold and that tier's input,
+    output, 5-minute write, read and 1-hour write."""
+    per_token = [Decimal(v) / _MTOK for v in values[:4]]
+    if len(values) < 12:
+        return Price(*per_token)
+    threshold = int(values[6])
+    long = None
+    if threshold:
+        long_in, long_out, long_cw, long_cr, long_cw1h = (Decimal(v) / _MTOK for v in values[7:12])
+        long = Price(long_in, long_out, long_cw, long_cr, long_cw1h, Decimal(values[5]) / 1000)
+    return Price(*per_token, Decimal(values[4]) / _MTOK, Decimal(values[5]) / 1000, threshold, long)
 
 
 def _compile(patterns: list[str]) -> re.Pattern[str]:
@@ -251,9 +320,18 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
             )
         if entry.kind == "anthropic" and anthropic is None:
             anthropic = entry
-    prices = {
-        model: Price(*(Decimal(v) / _MTOK for v in values))
-        for model, values in doc.get("prices", {}).items()
+    prices = {model: parse_price(values) for model, values in doc.get("prices", {}).items()}
+    multipliers = {
+        p["id"]: Decimal(p.get("price_multiplier") or 1) for p in doc.get("providers", []) if p["id"] in providers
+    }
+    own = {int(pid): rows for pid, rows in (doc.get("provider_prices") or {}).items() if int(pid) in providers}
+    provider_prices = {
+        pid: ProviderPrices(
+            own={model: parse_price(values) for model, values in own.get(pid, {}).items()},
+            multiplier=multipliers.get(pid, Decimal(1)),
+        )
+        for pid in providers
+        if pid in own or multipliers.get(pid, Decimal(1)) != 1
     }
     return Snapshot(
         version=int(doc["version"]),
@@ -261,6 +339,7 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
         providers=providers,
         anthropic=anthropic,
         prices=prices,
+        provider_prices=provider_prices,
         routes=parse_routes(doc.get("routes", []), variants),
         providers_by_name={p.name: p for p in providers.values()},
         variants=variants,

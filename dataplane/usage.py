@@ -11,7 +11,10 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
+    # Every cache write; ``cache_write_1h_tokens`` of them for an hour, the rest for 5 minutes.
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    web_search_requests: int = 0
     model: str = ""
     error_type: str = ""
     error_message: str = ""
@@ -31,3 +34,14 @@ class Usage:
         value = usage.get("cache_creation_input_tokens")
         if value is not None:
             self.cache_write_tokens = int(value)
+        # https://platform.claude.com/docs/en/build-with-claude/prompt-caching#1-hour-cache-duration
+        split = usage.get("cache_creation")
+        if split.__class__ is dict:
+            hour = int(split.get("ephemeral_1h_input_tokens") or 0)
+            self.cache_write_1h_tokens = hour
+            total = hour + int(split.get("ephemeral_5m_input_tokens") or 0)
+            if total > self.cache_write_tokens:
+                self.cache_write_tokens = total
+        tools = usage.get("server_tool_use")
+        if tools.__class__ is dict:
+            self.web_search_requests = int(tools.get("web_search_requests") or 0)

@@ -107,6 +107,10 @@ class Provider(models.Model):
     settings = models.JSONField(default=dict, blank=True)
     # The weight of the provider's own credential among its ProviderCredentials.
     credential_weight = models.PositiveIntegerField(default=1)
+    # What this deployment bills relative to the list price of a model it has no
+    # price row of its own for: 1.1 for Bedrock's and Vertex's regional endpoints,
+    # which cost 10% more than their global ones.
+    price_multiplier = models.DecimalField(max_digits=6, decimal_places=4, default=Decimal(1))
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -198,20 +202,50 @@ class VirtualKey(models.Model):
 
 
 class ModelPrice(models.Model):
-    """USD per million tokens. Cost is computed from the provider's reported usage."""
+    """USD per million tokens (web search: per 1,000 calls). Cost is computed from
+    the provider's reported usage.
 
-    model = models.CharField(max_length=200, unique=True)
+    A row without ``provider`` is the model's list price; a row with one is what
+    that provider bills for the model instead (Bedrock and Vertex list prices can
+    differ). Above ``long_context_threshold`` prompt tokens (input + cache reads +
+    cache writes) a request is billed at the ``long_*`` rates, on every token of
+    it, output included; 0 means the model has a single tier.
+    """
+
+    model = models.CharField(max_length=200)
+    provider = models.ForeignKey(
+        Provider, null=True, blank=True, on_delete=models.CASCADE, related_name="prices"
+    )
     input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
     output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    # The 5-minute cache write; Claude Code writes most of its cache for an hour.
     cache_write_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    cache_write_1h_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     cache_read_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    web_search_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    long_context_threshold = models.PositiveIntegerField(default=0)
+    long_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    long_output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    long_cache_write_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    long_cache_write_1h_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    long_cache_read_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["model"]
+        ordering = ["model", "provider_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model"], condition=models.Q(provider__isnull=True), name="price_one_list_price_per_model"
+            ),
+            models.UniqueConstraint(
+                fields=["model", "provider"],
+                condition=models.Q(provider__isnull=False),
+                name="price_one_override_per_provider_model",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return self.model
+        return f"{self.model} on {self.provider}" if self.provider_id else self.model
 
 
 class Level(models.TextChoices):

@@ -81,7 +81,7 @@ def provider_list() -> QuerySet[Provider]:
 
 
 def price_list() -> QuerySet[ModelPrice]:
-    return ModelPrice.objects.order_by("model")
+    return ModelPrice.objects.order_by("model", "provider_id")
 
 
 def _concerning(owner: Any) -> Q:

@@ -191,7 +191,15 @@ def _provider_state(provider: Provider) -> dict[str, Any]:
         "base_url": provider.base_url,
         "settings": provider.settings,
         "is_active": provider.is_active,
+        "price_multiplier": str(provider.price_multiplier),
     }
+
+
+def _price_multiplier(value: Decimal) -> Decimal:
+    value = Decimal(value)
+    if not Decimal("0.01") <= value <= Decimal(10):
+        raise ValidationError({"price_multiplier": "A price multiplier is between 0.01 and 10 (1.1 for a 10% premium)."})
+    return value
 
 
 @transaction.atomic
@@ -204,6 +212,7 @@ def provider_create(
     credential: str,
     is_active: bool = True,
     settings: dict[str, Any] | None = None,
+    price_multiplier: Decimal = Decimal(1),
 ) -> Provider:
     if kind not in ProviderKind.values:
         raise ValidationError({"kind": f"Unknown provider kind '{kind}'; use one of {', '.join(ProviderKind.values)}."})
@@ -230,6 +239,7 @@ def provider_create(
         credential_sealed=sealing.seal(credential),
         settings=settings,
         is_active=is_active,
+        price_multiplier=_price_multiplier(price_multiplier),
     )
     audit_record(actor=actor, action="provider.create", target=provider, after=_provider_state(provider))
     config_changed()
@@ -245,10 +255,13 @@ def provider_update(
     credential: str | None = None,
     is_active: bool | None = None,
     settings: dict[str, Any] | None = None,
+    price_multiplier: Decimal | None = None,
 ) -> Provider:
     before = _provider_state(provider)
     if settings is not None:
         provider.settings = dict(settings)
+    if price_multiplier is not None:
+        provider.price_multiplier = _price_multiplier(price_multiplier)
     if base_url is not None:
         provider.base_url = base_url.rstrip("/")
     if is_active is not None:
@@ -425,13 +438,26 @@ def key_expiry_set(*, actor: Any, key: VirtualKey, expires_at: datetime | None) 
     return key
 
 
-def _price_state(price: ModelPrice) -> dict[str, str]:
-    return {
-        "input_per_mtok": str(price.input_per_mtok),
-        "output_per_mtok": str(price.output_per_mtok),
-        "cache_write_per_mtok": str(price.cache_write_per_mtok),
-        "cache_read_per_mtok": str(price.cache_read_per_mtok),
-    }
+PRICE_RATES = (
+    "input_per_mtok",
+    "output_per_mtok",
+    "cache_write_per_mtok",
+    "cache_write_1h_per_mtok",
+    "cache_read_per_mtok",
+    "web_search_per_1k",
+    "long_input_per_mtok",
+    "long_output_per_mtok",
+    "long_cache_write_per_mtok",
+    "long_cache_write_1h_per_mtok",
+    "long_cache_read_per_mtok",
+)
+
+
+def _price_state(price: ModelPrice) -> dict[str, Any]:
+    state: dict[str, Any] = {name: str(getattr(price, name)) for name in PRICE_RATES}
+    state["long_context_threshold"] = price.long_context_threshold
+    state["provider"] = price.provider_id
+    return state
 
 
 @transaction.atomic
@@ -442,24 +468,63 @@ def price_set(
     input_per_mtok: Decimal,
     output_per_mtok: Decimal,
     cache_write_per_mtok: Decimal = Decimal(0),
+    cache_write_1h_per_mtok: Decimal | None = None,
     cache_read_per_mtok: Decimal = Decimal(0),
+    web_search_per_1k: Decimal = Decimal(0),
+    long_context_threshold: int = 0,
+    long_input_per_mtok: Decimal = Decimal(0),
+    long_output_per_mtok: Decimal = Decimal(0),
+    long_cache_write_per_mtok: Decimal = Decimal(0),
+    long_cache_write_1h_per_mtok: Decimal | None = None,
+    long_cache_read_per_mtok: Decimal = Decimal(0),
+    provider: Provider | None = None,
 ) -> ModelPrice:
-    values = [input_per_mtok, output_per_mtok, cache_write_per_mtok, cache_read_per_mtok]
-    if any(Decimal(v) < 0 for v in values):
+    """Set a model's list price, or (with ``provider``) what that provider bills for it.
+
+    Without a 1-hour cache write rate, 1-hour writes cost the 5-minute rate.
+    """
+    if cache_write_1h_per_mtok is None:
+        cache_write_1h_per_mtok = cache_write_per_mtok
+    if long_cache_write_1h_per_mtok is None:
+        long_cache_write_1h_per_mtok = long_cache_write_per_mtok
+    values = {
+        "input_per_mtok": input_per_mtok,
+        "output_per_mtok": output_per_mtok,
+        "cache_write_per_mtok": cache_write_per_mtok,
+        "cache_write_1h_per_mtok": cache_write_1h_per_mtok,
+        "cache_read_per_mtok": cache_read_per_mtok,
+        "web_search_per_1k": web_search_per_1k,
+        "long_input_per_mtok": long_input_per_mtok,
+        "long_output_per_mtok": long_output_per_mtok,
+        "long_cache_write_per_mtok": long_cache_write_per_mtok,
+        "long_cache_write_1h_per_mtok": long_cache_write_1h_per_mtok,
+        "long_cache_read_per_mtok": long_cache_read_per_mtok,
+    }
+    if any(Decimal(v) < 0 for v in values.values()) or long_context_threshold < 0:
         raise ValidationError({"price": "Prices cannot be negative."})
-    price = ModelPrice.objects.filter(model=model).first()
+    if long_context_threshold and not (long_input_per_mtok or long_output_per_mtok):
+        raise ValidationError({"long_context_threshold": "A long-context threshold needs the long-context rates."})
+    price = ModelPrice.objects.filter(model=model, provider=provider).first()
     before = _price_state(price) if price else None
     if price is None:
-        price = ModelPrice(model=model)
-    price.input_per_mtok = Decimal(input_per_mtok)
-    price.output_per_mtok = Decimal(output_per_mtok)
-    price.cache_write_per_mtok = Decimal(cache_write_per_mtok)
-    price.cache_read_per_mtok = Decimal(cache_read_per_mtok)
+        price = ModelPrice(model=model, provider=provider)
+    for name, value in values.items():
+        setattr(price, name, Decimal(value))
+    price.long_context_threshold = long_context_threshold
     price.updated_at = timezone.now()
     price.save()
     audit_record(actor=actor, action="price.set", target=price, before=before, after=_price_state(price))
     config_changed()
     return price
+
+
+@transaction.atomic
+def price_delete(*, actor: Any, price: ModelPrice) -> None:
+    """Remove a provider's own price for a model, or a model's list price."""
+    before = _price_state(price)
+    audit_record(actor=actor, action="price.delete", target=price, before=before)
+    price.delete()
+    config_changed()
 
 
 @transaction.atomic

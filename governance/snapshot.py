@@ -57,6 +57,25 @@ def budget_floor(budget: Budget, start: float) -> Decimal:
     return max(logged, persisted)
 
 
+def price_row(p: ModelPrice) -> list[Any]:
+    """A price as the data plane reads it (dataplane.snapshot.parse_price): the
+    four figures every version has first, then the newer ones."""
+    return [
+        str(p.input_per_mtok),
+        str(p.output_per_mtok),
+        str(p.cache_write_per_mtok),
+        str(p.cache_read_per_mtok),
+        str(p.cache_write_1h_per_mtok),
+        str(p.web_search_per_1k),
+        p.long_context_threshold,
+        str(p.long_input_per_mtok),
+        str(p.long_output_per_mtok),
+        str(p.long_cache_write_per_mtok),
+        str(p.long_cache_read_per_mtok),
+        str(p.long_cache_write_1h_per_mtok),
+    ]
+
+
 def snapshot_build() -> dict[str, Any]:
     """The document the data plane reads; the store adds its version when publishing."""
     now = timezone.now().timestamp()
@@ -92,6 +111,7 @@ def snapshot_build() -> dict[str, Any]:
                 "settings": p.settings,
                 "created_at": p.created_at.timestamp(),
                 "is_active": p.is_active,
+                "price_multiplier": str(p.price_multiplier),
             }
             for p in Provider.objects.prefetch_related("credentials").order_by("id")
         ]
@@ -109,15 +129,14 @@ def snapshot_build() -> dict[str, Any]:
             }
             for r in Route.objects.prefetch_related("targets").order_by("id")
         ]
-        prices = {
-            p.model: [
-                str(p.input_per_mtok),
-                str(p.output_per_mtok),
-                str(p.cache_write_per_mtok),
-                str(p.cache_read_per_mtok),
-            ]
-            for p in ModelPrice.objects.all()
-        }
+        prices: dict[str, list[Any]] = {}
+        provider_prices: dict[str, dict[str, list[Any]]] = {}
+        for p in ModelPrice.objects.all():
+            row = price_row(p)
+            if p.provider_id is None:
+                prices[p.model] = row
+            else:
+                provider_prices.setdefault(str(p.provider_id), {})[p.model] = row
         organizations = [
             {"id": o.id, "name": o.name, "allowed_models": list(o.allowed_models), "created_at": o.created_at.timestamp()}
             for o in Organization.objects.all()
@@ -178,6 +197,7 @@ def snapshot_build() -> dict[str, Any]:
         "keys": keys,
         "providers": providers,
         "prices": prices,
+        "provider_prices": provider_prices,
         "organizations": organizations,
         "teams": teams,
         "users": users,

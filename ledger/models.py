@@ -32,6 +32,11 @@ class RequestLog(models.Model):
     output_tokens = models.BigIntegerField(default=0)
     cache_read_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)
+    # Of the cache writes, those kept for an hour (billed at the 1-hour rate).
+    cache_write_1h_tokens = models.BigIntegerField(default=0)
+    web_search_requests = models.BigIntegerField(default=0)
+    # Billed at the model's long-context tier (the prompt was over its threshold).
+    long_context = models.BooleanField(default=False)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
     unpriced = models.BooleanField(default=False)
     latency_ms = models.FloatField(default=0)
@@ -77,6 +82,8 @@ class DailyUsage(models.Model):
     output_tokens = models.BigIntegerField(default=0)
     cache_read_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0)
+    web_search_requests = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
     unpriced_requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)

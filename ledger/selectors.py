@@ -65,6 +65,8 @@ METRIC_COLUMNS = (
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "web_search_requests",
     "cost_usd",
     "unpriced_requests",
     "errors",

@@ -52,6 +52,8 @@ def _daily_usage(day: date, group: dict[str, Any]) -> DailyUsage:
         output_tokens=group["output_tokens"] or 0,
         cache_read_tokens=group["cache_read_tokens"] or 0,
         cache_write_tokens=group["cache_write_tokens"] or 0,
+        cache_write_1h_tokens=group["cache_write_1h_tokens"] or 0,
+        web_search_requests=group["web_search_requests"] or 0,
         cost_usd=usd(group["cost_units"]),
         unpriced_requests=group["unpriced_requests"],
         errors=group["errors"],

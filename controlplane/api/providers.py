@@ -25,6 +25,8 @@ class ProvidersApi(APIView):
         # Region, project_id/location, api_version, beta_allowlist, preset…
         settings = serializers.DictField(required=False, default=dict)
         is_active = serializers.BooleanField(default=True)
+        # Its bill relative to list prices where it has no price of its own (1.1: regional endpoint).
+        price_multiplier = serializers.DecimalField(max_digits=6, decimal_places=4, required=False, default=1)
 
         class Meta:
             ref_name = "ProviderCreate"
@@ -36,6 +38,7 @@ class ProvidersApi(APIView):
         base_url = serializers.URLField()
         settings = serializers.DictField()
         is_active = serializers.BooleanField()
+        price_multiplier = serializers.DecimalField(max_digits=6, decimal_places=4)
         # The credential is write-only: the API says whether one is set, never what it is.
         has_credential = serializers.SerializerMethodField()
         created_at = serializers.DateTimeField()

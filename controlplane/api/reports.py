@@ -98,6 +98,8 @@ class ReportRowSerializer(serializers.Serializer):
     output_tokens = serializers.IntegerField()
     cache_read_tokens = serializers.IntegerField()
     cache_write_tokens = serializers.IntegerField()
+    cache_write_1h_tokens = serializers.IntegerField(help_text="Of the cache writes, those kept for an hour.")
+    web_search_requests = serializers.IntegerField()
     cost_usd = serializers.DecimalField(
         max_digits=28, decimal_places=10, help_text="Full precision; round only for display."
     )
@@ -118,6 +120,8 @@ class ReportTotalsSerializer(serializers.Serializer):
     output_tokens = serializers.IntegerField()
     cache_read_tokens = serializers.IntegerField()
     cache_write_tokens = serializers.IntegerField()
+    cache_write_1h_tokens = serializers.IntegerField(help_text="Of the cache writes, those kept for an hour.")
+    web_search_requests = serializers.IntegerField()
     cost_usd = serializers.DecimalField(max_digits=28, decimal_places=10)
     unpriced_requests = serializers.IntegerField()
     errors = serializers.IntegerField()

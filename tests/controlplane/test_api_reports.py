@@ -113,6 +113,8 @@ def test_it_labels_team_rows_for_finance(client_for, bob, spend) -> None:
         "output_tokens",
         "cache_read_tokens",
         "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "web_search_requests",
         "cost_usd",
         "unpriced_requests",
         "errors",

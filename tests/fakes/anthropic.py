@@ -15,7 +15,10 @@ reached the provider. Behaviour is scripted by the conversation:
 
 Failures are queued with ``fail_next`` (status + Anthropic error body, with
 ``x-should-retry``/``retry-after`` where the real API sends them) or
-``cut_next_stream`` (the connection drops mid-stream). ``event_delay`` slows a
+``cut_next_stream`` (the connection drops mid-stream). ``usage_next`` scripts
+the next answer's ``usage`` (cache write split, server tool use…) as the real
+API reports it: cache figures in ``message_start``, ``server_tool_use`` with the
+final counts in ``message_delta``. ``event_delay`` slows a
 stream down so a test can disconnect in the middle of one; ``hang_before_answer``
 and ``gap_mid_stream`` make a provider that hangs, or thinks silently.
 
@@ -94,6 +97,7 @@ class FakeAnthropic:
         self.record = record
         self.received: list[Received] = []
         self.failures: list[Failure] = []
+        self.usages: list[dict[str, Any]] = []
         self.cut_streams = 0
         self.event_delay = 0.0
         # A hung provider: seconds before answering at all (headers included),
@@ -117,6 +121,7 @@ class FakeAnthropic:
         with self._lock:
             self.received.clear()
             self.failures.clear()
+            self.usages.clear()
             self.cut_streams = 0
             self.event_delay = 0.0
             self.hang_before_answer = 0.0
@@ -127,6 +132,11 @@ class FakeAnthropic:
     def fail_next(self, status: int, error_type: str, message: str = "", **headers: str) -> None:
         with self._lock:
             self.failures.append(Failure(status, error_type, message or f"fake {error_type}", headers))
+
+    def usage_next(self, usage: dict[str, Any]) -> None:
+        """The next answer reports this usage (merged over the computed one)."""
+        with self._lock:
+            self.usages.append(usage)
 
     def cut_next_stream(self) -> None:
         with self._lock:
@@ -308,8 +318,17 @@ class FakeAnthropic:
         if self.hang_before_answer:
             await asyncio.sleep(self.hang_before_answer)
         blocks = self._plan(body)
-        usage = self._usage(body)
+        usage: dict[str, Any] = self._usage(body)
         output_tokens = sum(len(orjson.dumps(b)) // 8 + 1 for b in blocks)
+        with self._lock:
+            scripted = self.usages.pop(0) if self.usages else None
+        final: dict[str, Any] = {}
+        if scripted:
+            scripted = dict(scripted)
+            output_tokens = scripted.pop("output_tokens", output_tokens)
+            if "server_tool_use" in scripted:
+                final["server_tool_use"] = scripted.pop("server_tool_use")
+            usage = usage | scripted
         stop_reason = "tool_use" if blocks[-1]["type"] == "tool_use" else "end_turn"
         msg_id = f"msg_fake{next(_ids):012d}"
         headers = {
@@ -326,7 +345,7 @@ class FakeAnthropic:
                 "content": blocks,
                 "stop_reason": stop_reason,
                 "stop_sequence": None,
-                "usage": usage | {"output_tokens": output_tokens},
+                "usage": usage | final | {"output_tokens": output_tokens},
             }
             return web.Response(body=orjson.dumps(doc), content_type="application/json", headers=headers)
         with self._lock:
@@ -337,7 +356,7 @@ class FakeAnthropic:
         response.content_type = "text/event-stream"
         await response.prepare(request)
         try:
-            for i, event in enumerate(self._events(msg_id, body["model"], blocks, usage, output_tokens, stop_reason)):
+            for i, event in enumerate(self._events(msg_id, body["model"], blocks, usage, output_tokens, stop_reason, final)):
                 if cut and i == 4:
                     request.transport.close()  # type: ignore[union-attr]
                     return response
@@ -357,7 +376,16 @@ class FakeAnthropic:
     def _sse(kind: str, data: dict[str, Any]) -> bytes:
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
-    def _events(self, msg_id: str, model: str, blocks: list[dict[str, Any]], usage: dict[str, int], output_tokens: int, stop_reason: str):
+    def _events(
+        self,
+        msg_id: str,
+        model: str,
+        blocks: list[dict[str, Any]],
+        usage: dict[str, Any],
+        output_tokens: int,
+        stop_reason: str,
+        final: dict[str, Any] | None = None,
+    ):
         sse = self._sse
         yield sse(
             "message_start",
@@ -402,7 +430,11 @@ class FakeAnthropic:
             yield sse("content_block_stop", {"type": "content_block_stop", "index": index})
         yield sse(
             "message_delta",
-            {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": {"output_tokens": output_tokens}},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": (final or {}) | {"output_tokens": output_tokens},
+            },
         )
         yield sse("message_stop", {"type": "message_stop"})
 
