@@ -8,6 +8,8 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
+from django.conf import settings  # noqa: E402
+
 app = Celery("tollgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["governance", "ledger"])
@@ -16,8 +18,12 @@ app.conf.beat_schedule = {
     # A safety net under the on-commit publish: a Redis restart or a lost
     # publish heals within a minute without anyone touching the configuration.
     "snapshot-republish": {"task": "governance.tasks.snapshot_republish", "schedule": 60.0},
-    # Budget counters to PostgreSQL, one of the two sources a lost counter is rebuilt from.
-    "budget-spend-persist": {"task": "governance.tasks.budget_spend_persist", "schedule": 30.0},
+    # Budget counters to PostgreSQL, one of the two sources a lost counter is
+    # rebuilt from; on the embedded default, the API's view of spend.
+    "budget-spend-persist": {
+        "task": "governance.tasks.budget_spend_persist",
+        "schedule": settings.BUDGET_SPEND_PERSIST_SECONDS,
+    },
     # Recomputing today and yesterday lets rows the log writer delivered late land.
     "usage-rollup": {"task": "ledger.tasks.rollup_recent_days", "schedule": 300.0},
 }

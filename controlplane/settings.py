@@ -335,5 +335,9 @@ CONTROL_PLANE_PUBLIC_URL = env("TOLLGATE_CONTROL_PLANE_URL", "http://127.0.0.1:8
 # default, so budgets stay hard) or admit and count the lapse in /metrics.
 COUNTERS_REDIS_URL = env("TOLLGATE_COUNTERS_REDIS_URL", REDIS_URL)
 COUNTERS_FAIL_OPEN = env_bool("TOLLGATE_COUNTERS_FAIL_OPEN", False)
+# How often budget spend is copied into the database: with a counter store, as
+# the record a lost counter is rebuilt from; on the embedded default, as the
+# API's view of spend (the counters live inside the data-plane process).
+BUDGET_SPEND_PERSIST_SECONDS = env_float("TOLLGATE_BUDGET_SPEND_PERSIST_SECONDS", 30.0 if COUNTERS_REDIS_URL else 5.0)
 SNAPSHOT_FILE = DATA_DIR / "snapshot.json"
 SPOOL_DIR = DATA_DIR / "spool"

@@ -233,3 +233,24 @@ def rate_limit_usage(
             )["n"]
         usages.append(RateLimitUsage(limit=rl, used=float(used or 0), source=REQUEST_LOG))
     return usages
+
+
+def read_spent_for_persist() -> Any:
+    """The ``read_spent`` that ``budget_spend_persist`` copies from: the live
+    counter with a store; on the embedded default, what the request log and
+    the last persisted copy say (the data plane's counter starts from that and
+    adds each settled request, whose log row follows within seconds)."""
+    from governance.snapshot import budget_floor
+
+    if not settings.COUNTERS_REDIS_URL:
+        return budget_floor
+
+    def read(budget: Budget, start: float) -> Decimal | None:
+        client = _client()
+        try:
+            raw = client.hget(_counter_key(budget, start), "spent")
+        finally:
+            client.close()
+        return None if raw is None else Decimal(int(raw)) / NANO
+
+    return read

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from controlplane.api.pagination import paginated_response
 from dataplane.limits import period_bounds
 from governance import access, selectors, services
+from governance.counters import COUNTER_STORE, REQUEST_LOG, BudgetUsage, budget_usage
 from governance.models import Budget, Level, Period
 
 SPENT_USD = serializers.DecimalField(max_digits=18, decimal_places=10, allow_null=True)
@@ -30,6 +31,14 @@ def _current_period_start(budget: Budget) -> datetime:
     )
     # Built as budget_spend_persist builds BudgetSpend.period_start, so the two compare equal.
     return datetime.fromtimestamp(start, tz=UTC)
+
+
+class _BudgetListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):  # type: ignore[no-untyped-def]
+        budgets = list(data.all() if hasattr(data, "all") else data)
+        # One counter read for the whole page, not one per budget.
+        self.child.context["usage"] = {u.budget.pk: u for u in budget_usage(budgets=budgets)}
+        return super().to_representation(budgets)
 
 
 class BudgetOutputSerializer(serializers.Serializer):
@@ -50,10 +59,21 @@ class BudgetOutputSerializer(serializers.Serializer):
     spent_usd = serializers.SerializerMethodField(
         help_text="Spend of the current period as last persisted; null if none was yet."
     )
+    spent = serializers.SerializerMethodField(help_text="Spend of the current period, live where the counters are readable.")
+    reserved = serializers.SerializerMethodField(
+        help_text="Held for requests in flight; null on the embedded default, whose counters live in the data plane."
+    )
+    remaining = serializers.SerializerMethodField(help_text="What is left: amount − spent − reserved, at least 0.")
+    resets_at = serializers.SerializerMethodField(help_text="When the current period ends.")
+    spend_source = serializers.SerializerMethodField(
+        help_text="counter store: the live counters (Redis); request log: the embedded default, whose counters "
+        "live in the data-plane process, read from the log the writer fills within a second."
+    )
     created_at = serializers.DateTimeField()
 
     class Meta:
         ref_name = "Budget"
+        list_serializer_class = _BudgetListSerializer
 
     def get_period_start(self, budget: Budget) -> datetime:
         return _current_period_start(budget)
@@ -66,6 +86,35 @@ class BudgetOutputSerializer(serializers.Serializer):
         if start is None or spent is None or start != _current_period_start(budget):
             return None
         return SPENT_USD.to_representation(spent)
+
+    def _usage(self, budget: Budget) -> BudgetUsage:
+        usages = self.context.setdefault("usage", {})
+        if budget.pk not in usages:
+            usages.update({u.budget.pk: u for u in budget_usage(budgets=[budget])})
+        return usages[budget.pk]
+
+    @extend_schema_field(serializers.DecimalField(max_digits=18, decimal_places=10))
+    def get_spent(self, budget: Budget) -> str:
+        return SPENT_USD.to_representation(self._usage(budget).spent)
+
+    @extend_schema_field(SPENT_USD)
+    def get_reserved(self, budget: Budget) -> str | None:
+        usage = self._usage(budget)
+        if usage.source == REQUEST_LOG:
+            return None  # in flight inside the data-plane process: not visible from here
+        return SPENT_USD.to_representation(usage.reserved)
+
+    @extend_schema_field(serializers.DecimalField(max_digits=18, decimal_places=10))
+    def get_remaining(self, budget: Budget) -> str:
+        return SPENT_USD.to_representation(self._usage(budget).remaining)
+
+    @extend_schema_field(serializers.DateTimeField())
+    def get_resets_at(self, budget: Budget) -> datetime:
+        return self._usage(budget).resets_at
+
+    @extend_schema_field(serializers.ChoiceField(choices=[COUNTER_STORE, REQUEST_LOG]))
+    def get_spend_source(self, budget: Budget) -> str:
+        return self._usage(budget).source
 
 
 class BudgetsApi(APIView):

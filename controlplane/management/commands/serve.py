@@ -1,7 +1,7 @@
 """``make run``: the whole gateway in one terminal on the embedded default.
 
-Starts the control plane (daphne), the data plane (uvicorn) and the log writer
-as child processes with the same commands deploy/compose.yaml uses, prints how
+Starts the control plane (daphne), the data plane (uvicorn), the log writer and
+the scheduler (the beat schedule's tasks, run in-process) as child processes with the same commands deploy/compose.yaml uses, prints how
 to sign in and how to point Claude Code at the gateway, and stops them all on
 Ctrl-C.
 """
@@ -53,6 +53,8 @@ class Command(BaseCommand):
                 "--timeout-graceful-shutdown", "30",
             ],
             "log writer": [python, "manage.py", "run_ledger_writer"],
+            # No Celery beat here: the same schedule, run in its own process.
+            "scheduler": [python, "manage.py", "run_schedule"],
         }
         children: dict[str, subprocess.Popen[bytes]] = {}
         stopping = False
