@@ -24,6 +24,8 @@ app.conf.beat_schedule = {
         "task": "governance.tasks.budget_spend_persist",
         "schedule": settings.BUDGET_SPEND_PERSIST_SECONDS,
     },
+    # Budget warnings: thresholds reached fire once per period; failed deliveries retry.
+    "budget-alerts": {"task": "governance.tasks.budget_alerts", "schedule": 15.0},
     # Recomputing today and yesterday lets rows the log writer delivered late land.
     "usage-rollup": {"task": "ledger.tasks.rollup_recent_days", "schedule": 300.0},
 }

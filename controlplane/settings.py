@@ -291,6 +291,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Names for choice sets that share a field name across resources ("kind", "status").
+    "ENUM_NAME_OVERRIDES": {
+        "ProviderKindEnum": "governance.models.ProviderKind",
+        "AlertChannelKindEnum": "governance.models.AlertChannelKind",
+        "KeyStatusEnum": "governance.models.KeyStatus",
+        "DeliveryStatusEnum": "governance.models.DeliveryStatus",
+    },
 }
 
 LOGGING = {
@@ -341,3 +348,16 @@ COUNTERS_FAIL_OPEN = env_bool("TOLLGATE_COUNTERS_FAIL_OPEN", False)
 BUDGET_SPEND_PERSIST_SECONDS = env_float("TOLLGATE_BUDGET_SPEND_PERSIST_SECONDS", 30.0 if COUNTERS_REDIS_URL else 5.0)
 SNAPSHOT_FILE = DATA_DIR / "snapshot.json"
 SPOOL_DIR = DATA_DIR / "spool"
+
+# Budget warnings by email: SMTP when a host is set, else printed to the
+# console (the embedded default), so a warning is never silently dropped.
+EMAIL_HOST = env("TOLLGATE_EMAIL_HOST")
+EMAIL_PORT = env_int("TOLLGATE_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("TOLLGATE_EMAIL_USER")
+EMAIL_HOST_PASSWORD = env("TOLLGATE_EMAIL_PASSWORD")
+EMAIL_USE_TLS = env_bool("TOLLGATE_EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env("TOLLGATE_EMAIL_FROM", "tollgate@localhost")

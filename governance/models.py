@@ -309,6 +309,10 @@ def _one_target(prefix: str) -> list[models.CheckConstraint]:
     return [models.CheckConstraint(condition=condition, name=f"{prefix}_targets_its_level")]
 
 
+def default_alert_thresholds() -> list[int]:
+    return [75, 90, 100]
+
+
 class Budget(ScopedPolicy):
     """A hard USD budget per period. Calendar periods are UTC-aligned; rolling ones
     start at ``anchor`` and repeat every day, 7, 30 or 365 days."""
@@ -317,6 +321,9 @@ class Budget(ScopedPolicy):
     period = models.CharField(max_length=10, choices=Period.choices)
     rolling = models.BooleanField(default=False)
     anchor = models.DateTimeField(default=timezone.now)
+    # Percentages of the amount at which the organization's alert channels are
+    # warned, each once per period.
+    alert_thresholds = models.JSONField(default=default_alert_thresholds, blank=True)
 
     class Meta:
         constraints = [
@@ -367,6 +374,85 @@ class BudgetSpend(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["budget", "period_start"], name="budget_spend_per_period")]
+
+
+class AlertChannelKind(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook (HMAC-signed JSON)"
+    SLACK = "slack", "Slack-compatible incoming webhook"
+    EMAIL = "email", "Email"
+
+
+class AlertChannel(models.Model):
+    """Where an organization's budget warnings go."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alert_channels")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=AlertChannelKind.choices)
+    # A webhook's or Slack's URL is itself a credential: sealed like one.
+    url_sealed = models.TextField(blank=True, default="")
+    email = models.EmailField(blank=True, default="")
+    # The key a webhook's X-Tollgate-Signature is computed with.
+    secret_sealed = models.TextField(blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="alert_channel_name_unique_in_org")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization.slug}/{self.name} ({self.kind})"
+
+
+class BudgetAlert(models.Model):
+    """A budget's spend crossed one of its thresholds in one period: at most one
+    row per (budget, period, threshold), which is what makes a warning fire once."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_start = models.DateTimeField()
+    threshold = models.PositiveSmallIntegerField()
+    spent_usd = models.DecimalField(max_digits=18, decimal_places=10)
+    amount_usd = models.DecimalField(max_digits=14, decimal_places=4)
+    resets_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start", "threshold"], name="budget_alert_once_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} {self.threshold}% from {self.period_start:%Y-%m-%d}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class AlertDelivery(models.Model):
+    """One warning to one channel, with every attempt's outcome; retried with backoff until it lands."""
+
+    alert = models.ForeignKey(BudgetAlert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True, default="")
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["alert", "channel"], name="alert_delivery_once_per_channel")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="alert_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.alert} → {self.channel} ({self.status})"
 
 
 class Route(models.Model):

@@ -25,6 +25,8 @@ from governance import access, sealing
 from governance.keys import api_token_generate, key_digest, key_generate
 from governance.models import (
     OPENAI_COMPATIBLE_PRESETS,
+    AlertChannel,
+    AlertChannelKind,
     ApiToken,
     Budget,
     BudgetSpend,
@@ -582,6 +584,7 @@ def _budget_state(budget: Budget) -> dict[str, Any]:
         "period": budget.period,
         "rolling": budget.rolling,
         "anchor": budget.anchor.isoformat(),
+        "alert_thresholds": list(budget.alert_thresholds or []),
     }
 
 
@@ -597,9 +600,17 @@ def budget_set(
     user: Any = None,
     key: VirtualKey | None = None,
     rolling: bool = False,
+    alert_thresholds: list[int] | None = None,
 ) -> Budget:
-    """Create or change the budget of one level for one period."""
+    """Create or change the budget of one level for one period.
+
+    ``alert_thresholds``: percentages of the amount at which the organization's
+    alert channels are warned (None keeps them; a new budget gets 75, 90, 100)."""
     _manage_require(actor=actor, organization=organization)
+    if alert_thresholds is not None:
+        if any(not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= 1000 for t in alert_thresholds):
+            raise ValidationError({"alert_thresholds": "Thresholds are whole percentages from 1 to 1000."})
+        alert_thresholds = sorted(set(alert_thresholds))
     target = _policy_target(level=level, organization=organization, team=team, user=user, key=key)
     if period not in Period.values:
         raise ValidationError({"period": f"Unknown period '{period}'; use one of {', '.join(Period.values)}."})
@@ -614,6 +625,8 @@ def budget_set(
         budget.anchor = timezone.now()
     budget.amount_usd = amount
     budget.rolling = rolling
+    if alert_thresholds is not None:
+        budget.alert_thresholds = alert_thresholds
     budget.save()
     audit_record(actor=actor, action="budget.set", target=budget, before=before, after=_budget_state(budget))
     config_changed()
@@ -627,6 +640,49 @@ def budget_delete(*, actor: Any, budget: Budget) -> None:
     audit_record(actor=actor, action="budget.delete", target=budget, before=before)
     budget.delete()
     config_changed()
+
+
+def _alert_channel_state(channel: AlertChannel) -> dict[str, Any]:
+    # The URL and signing secret are credentials: never in the audit trail.
+    return {"name": channel.name, "kind": channel.kind, "email": channel.email, "is_active": channel.is_active}
+
+
+@transaction.atomic
+def alert_channel_create(
+    *, actor: Any, organization: Organization, name: str, kind: str, url: str = "", email: str = ""
+) -> tuple[AlertChannel, str]:
+    """Add a place budget warnings go; returns the channel and, for a webhook,
+    the secret its signatures are made with (shown once)."""
+    import secrets as random_secrets
+
+    _manage_require(actor=actor, organization=organization)
+    if kind not in AlertChannelKind.values:
+        raise ValidationError({"kind": f"Unknown channel kind '{kind}'; use one of {', '.join(AlertChannelKind.values)}."})
+    if AlertChannel.objects.filter(organization=organization, name=name).exists():
+        raise ValidationError({"name": f"The organization already has an alert channel named '{name}'."})
+    if kind == AlertChannelKind.EMAIL:
+        if not email or url:
+            raise ValidationError({"email": "An email channel takes an address and no URL."})
+    elif not url.startswith(("https://", "http://")) or email:
+        raise ValidationError({"url": f"A {kind} channel takes an http(s) URL and no address."})
+    secret = random_secrets.token_urlsafe(32) if kind == AlertChannelKind.WEBHOOK else ""
+    channel = AlertChannel.objects.create(
+        organization=organization,
+        name=name,
+        kind=kind,
+        url_sealed=sealing.seal(url),
+        email=email,
+        secret_sealed=sealing.seal(secret),
+    )
+    audit_record(actor=actor, action="alert_channel.create", target=channel, after=_alert_channel_state(channel))
+    return channel, secret
+
+
+@transaction.atomic
+def alert_channel_delete(*, actor: Any, channel: AlertChannel) -> None:
+    _manage_require(actor=actor, organization=channel.organization)
+    audit_record(actor=actor, action="alert_channel.delete", target=channel, before=_alert_channel_state(channel))
+    channel.delete()
 
 
 def _limit_state(limit: RateLimit) -> dict[str, Any]:

@@ -55,6 +55,9 @@ class BudgetOutputSerializer(serializers.Serializer):
         help_text="Rolling periods repeat from the anchor; others follow the UTC calendar."
     )
     anchor = serializers.DateTimeField()
+    alert_thresholds = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Percentages of the amount at which alert channels are warned, once per period."
+    )
     period_start = serializers.SerializerMethodField(help_text="Start of the current period.")
     spent_usd = serializers.SerializerMethodField(
         help_text="Spend of the current period as last persisted; null if none was yet."
@@ -132,6 +135,14 @@ class BudgetsApi(APIView):
             default=False,
             help_text="Repeat every 1, 7, 30 or 365 days from now rather than by the calendar.",
         )
+        alert_thresholds = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=1000),
+            required=False,
+            default=None,
+            allow_null=True,
+            max_length=20,
+            help_text="Percentages of the amount at which to warn (default 75, 90, 100; [] for none).",
+        )
 
         class Meta:
             ref_name = "BudgetSet"
@@ -169,6 +180,7 @@ class BudgetsApi(APIView):
             amount_usd=values["amount_usd"],
             period=values["period"],
             rolling=values["rolling"],
+            alert_thresholds=values["alert_thresholds"],
             **targets,
         )
         return Response(BudgetOutputSerializer(budget).data, status=status.HTTP_201_CREATED)

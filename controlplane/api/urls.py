@@ -2,6 +2,7 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
+from controlplane.api.alerts import AlertChannelApi, AlertChannelsApi, AlertDeliveriesApi
 from controlplane.api.auth import ApiTokenApi, ApiTokensApi, TokenCreateApi
 from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
 from controlplane.api.keys import KeyApi, KeyDisableApi, KeyEnableApi, KeyRotateApi, KeysApi
@@ -65,6 +66,13 @@ urlpatterns = [
     path("organizations/<slug:slug>/keys/", KeysApi.as_view(), name="api-keys"),
     path("organizations/<slug:slug>/budgets/", BudgetsApi.as_view(), name="api-budgets"),
     path("organizations/<slug:slug>/rate-limits/", RateLimitsApi.as_view(), name="api-rate-limits"),
+    path("organizations/<slug:slug>/alert-channels/", AlertChannelsApi.as_view(), name="api-alert-channels"),
+    path(
+        "organizations/<slug:slug>/alert-channels/<id:channel_id>/",
+        AlertChannelApi.as_view(),
+        name="api-alert-channel",
+    ),
+    path("organizations/<slug:slug>/alert-deliveries/", AlertDeliveriesApi.as_view(), name="api-alert-deliveries"),
     path(
         "organizations/<slug:slug>/routes/",
         OrganizationRoutesApi.as_view(),
