@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +33,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance import sealing
-from governance.counters import budget_standings
+from governance.counters import budget_usage
 from governance.models import (
     AlertChannel,
     AlertChannelKind,
@@ -43,7 +43,6 @@ from governance.models import (
     DeliveryStatus,
     Level,
 )
-from governance.selectors import with_persisted_spend
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +76,15 @@ def alert_message(alert: BudgetAlert) -> str:
 def budget_alerts_check(*, now: float | None = None) -> list[BudgetAlert]:
     """Fire every threshold that current-period spend has reached and that has
     not fired yet this period; returns the alerts created."""
-    budgets = list(with_persisted_spend(Budget.objects.filter(amount_usd__gt=0)).exclude(alert_thresholds=[]))
-    standings = budget_standings(budgets, now)
+    budgets = list(
+        Budget.objects.filter(amount_usd__gt=0)
+        .exclude(alert_thresholds=[])
+        .select_related("organization", "team", "user", "key")
+    )
+    moment = datetime.fromtimestamp(now, tz=UTC) if now is not None else None
     fired: list[BudgetAlert] = []
-    for budget in budgets:
-        standing = standings[budget.id]
+    for standing in budget_usage(budgets=budgets, now=moment):
+        budget = standing.budget
         reached = [
             t for t in sorted(set(budget.alert_thresholds or []))
             if standing.spent * 100 >= budget.amount_usd * t

@@ -89,16 +89,6 @@ def _concerning(owner: Any) -> Q:
     return Q(level__in=[Level.ORGANIZATION, Level.TEAM]) | Q(user=owner) | Q(key__user=owner)
 
 
-def with_persisted_spend(budgets: QuerySet[Budget]) -> QuerySet[Budget]:
-    """Budgets with their targets and their latest persisted spend, as
-    ``spent_usd_latest`` and ``spent_period_start`` (governance.counters reads them)."""
-    latest = BudgetSpend.objects.filter(budget=OuterRef("pk")).order_by("-period_start")
-    return budgets.select_related("organization", "team", "user", "key").annotate(
-        spent_usd_latest=Subquery(latest.values("spent_usd")[:1]),
-        spent_period_start=Subquery(latest.values("period_start")[:1]),
-    )
-
-
 def budget_list(*, organization: Organization, owner: Any | None = None) -> QuerySet[Budget]:
     """Budgets of ``organization`` (only those concerning ``owner`` when given).
 
@@ -106,7 +96,15 @@ def budget_list(*, organization: Organization, owner: Any | None = None) -> Quer
     ``spent_period_start``; whether that is the current period is for the caller
     to decide, since rolling periods start at each budget's own anchor.
     """
-    budgets = with_persisted_spend(Budget.objects.filter(organization=organization))
+    latest = BudgetSpend.objects.filter(budget=OuterRef("pk")).order_by("-period_start")
+    budgets = (
+        Budget.objects.filter(organization=organization)
+        .select_related("organization", "team", "user", "key")
+        .annotate(
+            spent_usd_latest=Subquery(latest.values("spent_usd")[:1]),
+            spent_period_start=Subquery(latest.values("period_start")[:1]),
+        )
+    )
     if owner is not None:
         budgets = budgets.filter(_concerning(owner))
     return budgets.order_by("id")

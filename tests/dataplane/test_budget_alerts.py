@@ -131,9 +131,9 @@ def test_it_retries_a_failed_delivery_with_backoff(world, receiver, django_captu
         actor=world.alice, level="organization", organization=world.acme, amount_usd=Decimal("10"), period="daily",
     )
     services.alert_channel_create(actor=world.alice, organization=world.acme, name="finance", kind="webhook", url=receiver.url())
-    from governance.counters import budget_standings
+    from governance.counters import budget_usage
 
-    standing = budget_standings([budget])[budget.id]
+    (standing,) = budget_usage(budgets=[budget])
     BudgetSpend.objects.create(budget=budget, period_start=standing.period_start, spent_usd=Decimal("7.6"))
     receiver.fail_next(2)
     with django_capture_on_commit_callbacks(execute=True):
@@ -157,7 +157,7 @@ def test_it_retries_a_failed_delivery_with_backoff(world, receiver, django_captu
 
 
 def test_it_gives_up_after_the_last_pause(world, receiver, django_capture_on_commit_callbacks):
-    from governance.counters import budget_standings
+    from governance.counters import budget_usage
     from governance.models import BudgetSpend
 
     budget = services.budget_set(
@@ -165,7 +165,7 @@ def test_it_gives_up_after_the_last_pause(world, receiver, django_capture_on_com
         alert_thresholds=[100],
     )
     services.alert_channel_create(actor=world.alice, organization=world.acme, name="finance", kind="webhook", url=receiver.url())
-    standing = budget_standings([budget])[budget.id]
+    (standing,) = budget_usage(budgets=[budget])
     BudgetSpend.objects.create(budget=budget, period_start=standing.period_start, spent_usd=Decimal("10"))
     receiver.fail_next(100)
     with django_capture_on_commit_callbacks(execute=True):
