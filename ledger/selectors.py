@@ -235,3 +235,188 @@ def _lookup(
 
 def _sort_key(row: dict[str, Any], keys: Iterable[str]) -> tuple[Any, ...]:
     return tuple((row[k] is None, str(row[k])) for k in keys)
+
+
+# --- FOCUS chargeback export -------------------------------------------------------
+#
+# FinOps Open Cost and Usage Specification 1.2 (https://focus.finops.org/focus-specification/v1-2/):
+# one Usage row per UTC day × team × user × key × model × provider, read from the
+# request log. Tollgate bills at the price list, so BilledCost, EffectiveCost,
+# ListCost and ContractedCost are the same figure; the organization is the
+# billing account, its team the sub-account, the virtual key the resource.
+# Columns Tollgate has nothing for are present and empty, as the spec allows for
+# nullable ones; Tollgate's own figures ride in x_ columns.
+
+FOCUS_VERSION = "1.2"
+FOCUS_COLUMNS = (
+    "AvailabilityZone",
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingAccountType",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargeFrequency",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "CommitmentDiscountCategory",
+    "CommitmentDiscountId",
+    "CommitmentDiscountName",
+    "CommitmentDiscountStatus",
+    "CommitmentDiscountType",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "ContractedCost",
+    "ContractedUnitPrice",
+    "EffectiveCost",
+    "InvoiceId",
+    "InvoiceIssuerName",
+    "ListCost",
+    "ListUnitPrice",
+    "PricingCategory",
+    "PricingCurrency",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "RegionId",
+    "RegionName",
+    "ResourceId",
+    "ResourceName",
+    "ResourceType",
+    "ServiceCategory",
+    "ServiceName",
+    "ServiceSubcategory",
+    "SkuId",
+    "SkuMeter",
+    "SkuPriceId",
+    "SubAccountId",
+    "SubAccountName",
+    "SubAccountType",
+    "Tags",
+    "x_Requests",
+    "x_InputTokens",
+    "x_OutputTokens",
+    "x_CacheReadTokens",
+    "x_CacheWriteTokens",
+    "x_CacheWrite1hTokens",
+    "x_WebSearchRequests",
+    "x_UnpricedRequests",
+    "x_UserName",
+)
+
+_PROVIDER_NAMES = {
+    "anthropic": "Anthropic",
+    "bedrock": "AWS",
+    "vertex": "Google Cloud",
+    "gemini": "Google",
+    "openai": "OpenAI",
+    "azure_openai": "Microsoft",
+    "openai_compatible": "OpenAI-compatible",
+}
+_PUBLISHERS = (("claude", "Anthropic"), ("gpt-", "OpenAI"), ("o3", "OpenAI"), ("o4", "OpenAI"), ("gemini", "Google"))
+
+
+@dataclass(slots=True)
+class FocusExport:
+    organization: Organization
+    month: date
+    rows: list[dict[str, Any]]
+
+
+def focus_export(*, scope: ReportScope, organization: Organization, month: date) -> FocusExport:
+    """The month's spend of ``organization`` (as far as ``scope`` sees it) in FOCUS rows."""
+    start = month.replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1)
+    since, until = day_bounds(start)[0], day_bounds(end)[0]
+    groups = (
+        RequestLog.objects.filter(scope.q(), organization_id=organization.pk, created_at__gte=since, created_at__lt=until)
+        .annotate(day=TruncDate("created_at", tzinfo=UTC), model=served_model())
+        .values("day", "team_id", "user_id", "key_id", "model", "provider_kind")
+        .annotate(**LOG_METRICS)
+        .order_by("day", "team_id", "user_id", "key_id", "model", "provider_kind")
+    )
+    groups = list(groups)
+    teams = _lookup(Team.objects.all(), groups, "team_id", "slug", "name")
+    users = _lookup(get_user_model().objects.all(), groups, "user_id", "username")
+    keys = _lookup(VirtualKey.objects.all(), groups, "key_id", "prefix", "name")
+    billing = {
+        "BillingAccountId": organization.slug,
+        "BillingAccountName": organization.name,
+        "BillingAccountType": "Organization",
+        "BillingCurrency": "USD",
+        "BillingPeriodStart": day_bounds(start)[0],
+        "BillingPeriodEnd": day_bounds(end)[0],
+    }
+    rows = []
+    for g in groups:
+        cost = usd(g["cost_units"])
+        team_slug, team_name = teams.get(g["team_id"], (None, None))
+        (username,) = users.get(g["user_id"], (None,))
+        prefix, key_name = keys.get(g["key_id"], (None, None))
+        provider = _PROVIDER_NAMES.get(g["provider_kind"], g["provider_kind"] or None)
+        model = g["model"] or ""
+        publisher = next((name for head, name in _PUBLISHERS if model.startswith(head)), provider)
+        tokens = sum(g[c] or 0 for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"))
+        day_start, day_end = day_bounds(g["day"])
+        tags = {
+            k: v
+            for k, v in (
+                ("tollgate/team", team_slug),
+                ("tollgate/user", username),
+                ("tollgate/key", prefix),
+                ("tollgate/model", model),
+            )
+            if v
+        }
+        rows.append(
+            {
+                **billing,
+                "BilledCost": cost,
+                "EffectiveCost": cost,
+                "ListCost": cost,
+                "ContractedCost": cost,
+                "ChargeCategory": "Usage",
+                "ChargeClass": None,
+                "ChargeDescription": f"{model} through Tollgate: {g['requests']} requests, {tokens} tokens",
+                "ChargeFrequency": "Usage-Based",
+                "ChargePeriodStart": day_start,
+                "ChargePeriodEnd": day_end,
+                "ConsumedQuantity": tokens,
+                "ConsumedUnit": "Tokens",
+                "PricingCategory": "Standard",
+                "PricingCurrency": "USD",
+                "PricingQuantity": tokens,
+                "PricingUnit": "Tokens",
+                "InvoiceIssuerName": provider,
+                "ProviderName": provider,
+                "PublisherName": publisher,
+                "ResourceId": prefix,
+                "ResourceName": key_name,
+                "ResourceType": "Virtual key" if prefix else None,
+                "ServiceCategory": "AI and Machine Learning",
+                "ServiceSubcategory": "Generative AI",
+                "ServiceName": model or None,
+                "SkuId": model or None,
+                "SkuMeter": "Tokens",
+                "SkuPriceId": f"{g['provider_kind']}:{model}" if model else None,
+                "SubAccountId": team_slug,
+                "SubAccountName": team_name,
+                "SubAccountType": "Team" if team_slug else None,
+                "Tags": tags,
+                "x_Requests": g["requests"],
+                "x_InputTokens": g["input_tokens"] or 0,
+                "x_OutputTokens": g["output_tokens"] or 0,
+                "x_CacheReadTokens": g["cache_read_tokens"] or 0,
+                "x_CacheWriteTokens": g["cache_write_tokens"] or 0,
+                "x_CacheWrite1hTokens": g["cache_write_1h_tokens"] or 0,
+                "x_WebSearchRequests": g["web_search_requests"] or 0,
+                "x_UnpricedRequests": g["unpriced_requests"],
+                "x_UserName": username,
+            }
+        )
+    return FocusExport(organization=organization, month=start, rows=rows)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.http import HttpResponse
 from django.urls import path
 from django.utils import timezone
@@ -18,8 +19,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.access import organization_access
 from ledger.access import report_scope
-from ledger.selectors import GROUP_BY, CostReport, cost_report
+from ledger.selectors import (
+    FOCUS_COLUMNS,
+    FOCUS_VERSION,
+    GROUP_BY,
+    CostReport,
+    cost_report,
+    focus_export,
+)
 
 MAX_DAYS = 366
 
@@ -225,7 +234,52 @@ class SessionReportApi(_JsonErrors, APIView):
         return _report(request, group_by="session")
 
 
+class FocusInputSerializer(serializers.Serializer):
+    organization = serializers.SlugField(help_text="The organization to charge back.")
+    month = serializers.RegexField(
+        r"^\d{4}-(0[1-9]|1[0-2])$", required=False, help_text="YYYY-MM, UTC; by default this month."
+    )
+
+    class Meta:
+        ref_name = "FocusExportQuery"
+
+
+def _focus_cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dict):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return _csv_cell(value)
+
+
+class FocusExportApi(_JsonErrors, APIView):
+    """A month's spend of one organization as a FOCUS 1.2 CSV, for FinOps tools and chargeback."""
+
+    @extend_schema(
+        parameters=[FocusInputSerializer],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="A header row of FOCUS columns, then a row per day, team, user, key, model and provider.")},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        query = FocusInputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        slug = query.validated_data["organization"]
+        scope = report_scope(user=request.user, organization=slug)
+        organization = organization_access(user=request.user, slug=slug, field="organization").organization
+        raw = query.validated_data.get("month")
+        month = date.fromisoformat(f"{raw}-01") if raw else timezone.now().astimezone(UTC).date().replace(day=1)
+        export = focus_export(scope=scope, organization=organization, month=month)
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="tollgate-focus-{slug}-{month:%Y-%m}.csv"'
+        response["X-FOCUS-Version"] = FOCUS_VERSION
+        writer = csv.writer(response)
+        writer.writerow(FOCUS_COLUMNS)
+        for row in export.rows:
+            writer.writerow([_focus_cell(row.get(c)) for c in FOCUS_COLUMNS])
+        return response
+
+
 urlpatterns = [
     path("costs/", CostReportApi.as_view(), name="api-report-costs"),
     path("sessions/", SessionReportApi.as_view(), name="api-report-sessions"),
+    path("focus/", FocusExportApi.as_view(), name="api-report-focus"),
 ]
