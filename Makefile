@@ -43,3 +43,4 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check controlplane governance audit ledger dataplane tests bench
+	$(BIN)/python -m mypy dataplane

@@ -264,19 +264,19 @@ def plan_for(
         plan.budgets.append(
             BudgetStep(rule, budget_key(prefix, rule.organization_id, rule.uid, start), reserve_nano, floor, int(end - now) + 3600, end)
         )
-    for rule in limits:
-        if not rule.applies(model, provider_id):
+    for limit in limits:
+        if not limit.applies(model, provider_id):
             continue
-        index, offset = divmod(now, rule.window)
+        index, offset = divmod(now, limit.window)
         idx = int(index)
         plan.windows.append(
             WindowStep(
-                rule,
-                window_key(prefix, rule.organization_id, rule.uid, idx),
-                window_key(prefix, rule.organization_id, rule.uid, idx - 1),
-                (rule.window - offset) / rule.window,
+                limit,
+                window_key(prefix, limit.organization_id, limit.uid, idx),
+                window_key(prefix, limit.organization_id, limit.uid, idx - 1),
+                (limit.window - offset) / limit.window,
                 offset,
-                rule.window * 2 + 5,
+                limit.window * 2 + 5,
             )
         )
     return plan

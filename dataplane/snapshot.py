@@ -177,15 +177,15 @@ def parse_price(values: list[Any]) -> Price:
     read (USD per million; the four every version has), then 1-hour cache write,
     web search per 1,000 calls, the long-context threshold and that tier's input,
     output, 5-minute write, read and 1-hour write."""
-    per_token = [Decimal(v) / _MTOK for v in values[:4]]
+    i, o, cw, cr = (Decimal(v) / _MTOK for v in values[:4])
     if len(values) < 12:
-        return Price(*per_token)
+        return Price(i, o, cw, cr)
     threshold = int(values[6])
     long = None
     if threshold:
         long_in, long_out, long_cw, long_cr, long_cw1h = (Decimal(v) / _MTOK for v in values[7:12])
         long = Price(long_in, long_out, long_cw, long_cr, long_cw1h, Decimal(values[5]) / 1000)
-    return Price(*per_token, Decimal(values[4]) / _MTOK, Decimal(values[5]) / 1000, threshold, long)
+    return Price(i, o, cw, cr, Decimal(values[4]) / _MTOK, Decimal(values[5]) / 1000, threshold, long)
 
 
 def _compile(patterns: list[str]) -> re.Pattern[str]:
@@ -303,7 +303,7 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
         if not p.get("is_active", True):
             continue
         uid = f"{p['id']}.{int(p.get('created_at', 0) * 1000)}"
-        entry = ProviderConfig(
+        provider = ProviderConfig(
             id=p["id"],
             name=p["name"],
             kind=p["kind"],
@@ -312,14 +312,14 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
             settings=p.get("settings") or {},
             uid=uid,
         )
-        providers[entry.id] = entry
-        variants[entry.id] = [(entry, max(1, int(p.get("credential_weight", 1))))]
+        providers[provider.id] = provider
+        variants[provider.id] = [(provider, max(1, int(p.get("credential_weight", 1))))]
         for extra in p.get("credentials", []):
-            variants[entry.id].append(
-                (replace(entry, credential=unseal(extra["credential_sealed"]), uid=f"{uid}#{extra['id']}"), max(1, int(extra["weight"])))
+            variants[provider.id].append(
+                (replace(provider, credential=unseal(extra["credential_sealed"]), uid=f"{uid}#{extra['id']}"), max(1, int(extra["weight"])))
             )
-        if entry.kind == "anthropic" and anthropic is None:
-            anthropic = entry
+        if provider.kind == "anthropic" and anthropic is None:
+            anthropic = provider
     prices = {model: parse_price(values) for model, values in doc.get("prices", {}).items()}
     multipliers = {
         p["id"]: Decimal(p.get("price_multiplier") or 1) for p in doc.get("providers", []) if p["id"] in providers

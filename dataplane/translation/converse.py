@@ -484,7 +484,7 @@ class ConverseStreamToAnthropic:
         if self._started:
             return
         self._started = True
-        message = {
+        message: dict[str, Any] = {
             "id": _message_id(),
             "type": "message",
             "role": "assistant",

@@ -417,12 +417,12 @@ def responses_request_to_anthropic(
 
     if body.get("store"):
         note(dropped, "store")
-    text = body.get("text")
-    if isinstance(text, dict):
-        fmt = text.get("format")
+    text_options = body.get("text")
+    if isinstance(text_options, dict):
+        fmt = text_options.get("format")
         if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
             note(dropped, "text.format")
-        dropped_text = (k for k in text if k != "format")
+        dropped_text = (k for k in text_options if k != "format")
         for key in dropped_text:
             note(dropped, f"text.{key}")
     if dropped is not None:
