@@ -107,3 +107,19 @@ def test_it_cuts_a_stream_past_the_budget_with_a_google_error(gateway, world, pu
     assert last["error"]["code"] == 402 and "cannot cover more of this answer" in last["error"]["message"], last
     (row,) = ledger(1, key_prefix=world.key.prefix)
     assert row.status == 402 and row.error_type == "budget_exhausted" and row.cost_usd > 0
+
+
+def test_it_ends_a_broken_stream_in_googles_shape(gateway, world, publish, ledger, anthropic_upstream):
+    """The provider's connection breaks mid-answer: a Gemini caller gets Google's
+    error JSON as the last chunk, not an Anthropic error event."""
+    services.route_set(actor=world.alice, model_pattern="gemini-*", targets=[{"provider": world.provider, "model": "claude-sonnet-4-6"}])
+    publish()
+    anthropic_upstream.cut_next_stream()
+    turn = {"role": "user", "parts": [{"text": "hi"}]}
+    streamed = call(gateway, world.secret, "gemini-2.5-pro", "streamGenerateContent", {"contents": [turn]}, alt="sse")
+    assert streamed.status_code == 200
+    assert "event: error" not in streamed.text
+    last = sse_chunks(streamed)[-1]
+    assert last["error"]["code"] == 502 and "broke mid-stream" in last["error"]["message"], last
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    assert row.error_type == "upstream_stream_error"
