@@ -1,15 +1,11 @@
 from django.contrib import admin
 
-from audit.models import AuditEvent
+from audit.models import AuditArchive, AuditEvent
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "actor_label", "action", "target_label", "ip")
-    list_filter = ("action",)
-    search_fields = ("actor_label", "target_label", "action", "request_id")
-
-    # Append-only: the admin can read the trail, never edit it.
+class ReadOnlyAdmin(admin.ModelAdmin):
+    # Append-only: the admin can read the trail, never edit it (and the
+    # database would refuse if it tried: audit/guard.py).
     def has_add_permission(self, request):
         return False
 
@@ -18,3 +14,15 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("seq", "created_at", "actor_label", "action", "target_label", "ip")
+    list_filter = ("action",)
+    search_fields = ("actor_label", "target_label", "action", "request_id", "hash")
+
+
+@admin.register(AuditArchive)
+class AuditArchiveAdmin(ReadOnlyAdmin):
+    list_display = ("first_seq", "last_seq", "events", "created_at", "location")

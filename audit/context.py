@@ -10,6 +10,7 @@ from dataclasses import dataclass
 class RequestContext:
     request_id: str = ""
     ip: str | None = None
+    user_agent: str = ""
 
 
 _NONE = RequestContext()

@@ -8,12 +8,26 @@ from django.utils import timezone
 class AuditEvent(models.Model):
     """One policy change or security-relevant act, written in the changing transaction.
 
-    The hash chain, verification and exports build on this table.
+    Rows form a hash chain (audit/chain.py): ``seq`` counts from 1 without gaps,
+    ``prev_hash`` is the previous event's ``hash``, and ``hash`` covers every
+    other field (audit/canonical.py). The database refuses UPDATE and DELETE on
+    this table (audit/guard.py); old rows leave only through retention, which
+    records what it removed in AuditArchive.
     """
 
+    seq = models.BigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # No database constraint and no cascade: deleting a user must never have to
+    # rewrite history (SET NULL would be an UPDATE the database refuses).
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     # Kept apart from the FK so the record still names the actor after the user is gone.
     actor_label = models.CharField(max_length=200, blank=True, default="")
@@ -25,9 +39,31 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True, default="")
     ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
-        ordering = ["-id"]
+        ordering = ["-seq"]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_label}"
+        return f"#{self.seq} {self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_label}"
+
+
+class AuditArchive(models.Model):
+    """A range of the chain removed by retention: the chain resumes after ``last_seq``
+    from ``last_hash``, so what remains still verifies. Append-only like the events."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    first_seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField(unique=True)
+    last_hash = models.CharField(max_length=64)
+    events = models.BigIntegerField()
+    # Where the removed events were written first (an S3 URL), empty when they
+    # were only deleted; and the SHA-256 of that archive's manifest.
+    location = models.CharField(max_length=500, blank=True, default="")
+    manifest_sha256 = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-last_seq"]
+
+    def __str__(self) -> str:
+        return f"seq {self.first_seq}-{self.last_seq} removed {self.created_at:%Y-%m-%d}"

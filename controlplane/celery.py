@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
@@ -12,7 +13,7 @@ from django.conf import settings  # noqa: E402
 
 app = Celery("tollgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["governance", "ledger"])
+app.autodiscover_tasks(["governance", "ledger", "audit"])
 
 app.conf.beat_schedule = {
     # A safety net under the on-commit publish: a Redis restart or a lost
@@ -28,4 +29,7 @@ app.conf.beat_schedule = {
     "budget-alerts": {"task": "governance.tasks.budget_alerts", "schedule": 15.0},
     # Recomputing today and yesterday lets rows the log writer delivered late land.
     "usage-rollup": {"task": "ledger.tasks.rollup_recent_days", "schedule": 300.0},
+    # A signed head makes a rewrite of the whole audit table detectable.
+    "audit-checkpoint": {"task": "audit.tasks.checkpoint", "schedule": settings.AUDIT_CHECKPOINT_SECONDS},
+    "audit-retention": {"task": "audit.tasks.retention", "schedule": 86400.0},
 }

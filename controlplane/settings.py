@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
@@ -47,7 +48,7 @@ DATA_DIR = Path(env("TOLLGATE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 PRODUCTION = env("TOLLGATE_ENV", "embedded") == "production"
 
 
-def _local_secret(filename: str) -> str:
+def _local_secret(filename: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(48)) -> str:
     # The embedded default invents its secret once and keeps it beside the
     # database; production must pass TOLLGATE_SECRET_KEY explicitly.
     if PRODUCTION:
@@ -57,7 +58,7 @@ def _local_secret(filename: str) -> str:
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
+            fh.write(make())
     return path.read_text().strip()
 
 
@@ -100,6 +101,20 @@ for _key in ENCRYPTION_KEYS:
             "TOLLGATE_ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe base64 bytes); "
             "make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
         ) from None
+
+# The audit trail (audit/): checkpoints of the chain's head are signed with this
+# Ed25519 key (base64 of 32 bytes, or PEM). The embedded default makes one and
+# keeps it beside the database; production without one cannot sign checkpoints
+# (check --deploy warns). Public keys of earlier signing keys stay trusted when
+# listed in TOLLGATE_AUDIT_TRUSTED_KEYS.
+AUDIT_SIGNING_KEY = env("TOLLGATE_AUDIT_SIGNING_KEY") or (
+    "" if PRODUCTION else _local_secret("audit_signing_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+)
+AUDIT_TRUSTED_KEYS = [k.strip() for k in env("TOLLGATE_AUDIT_TRUSTED_KEYS").split(",") if k.strip()]
+AUDIT_CHECKPOINT_SECONDS = env_float("TOLLGATE_AUDIT_CHECKPOINT_SECONDS", 3600.0)
+# Events older than this many days leave the database (after archiving, when an
+# archive is configured); the chain keeps verifying from the archived range's last hash.
+AUDIT_RETENTION_DAYS = env_int("TOLLGATE_AUDIT_RETENTION_DAYS", 365)
 
 # HTTPS only in production. HSTS preload stays the domain owner's call, so its
 # check is silenced unless TOLLGATE_HSTS_PRELOAD turns it on.

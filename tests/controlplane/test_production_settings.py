@@ -3,6 +3,7 @@ DEBUG is on only when asked for. Each runs the real settings in a fresh process.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -13,13 +14,14 @@ import pytest
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[2]
-# As docs/security.md documents it: the four secrets, the host name, TLS at the load balancer.
+# As docs/security.md documents it: the four secrets, the audit signing key, the host name, TLS at the load balancer.
 DOCUMENTED = {
     "TOLLGATE_ENV": "production",
     "TOLLGATE_SECRET_KEY": secrets.token_urlsafe(50),
     "DATABASE_URL": "postgres://tollgate:pw@127.0.0.1:5432/tollgate",
     "TOLLGATE_KEY_PEPPER": secrets.token_urlsafe(32),
     "TOLLGATE_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    "TOLLGATE_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     "TOLLGATE_ALLOWED_HOSTS": "gateway.example.com",
     "TOLLGATE_CSRF_TRUSTED_ORIGINS": "https://gateway.example.com",
 }
@@ -38,6 +40,17 @@ def test_it_passes_check_deploy_as_documented(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNINGS" not in result.stderr + result.stdout
     assert "no issues" in result.stdout
+
+
+def test_it_warns_when_audit_checkpoints_cannot_be_signed(tmp_path: Path) -> None:
+    env = {k: v for k, v in DOCUMENTED.items() if k != "TOLLGATE_AUDIT_SIGNING_KEY"}
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], tmp_path, **env)
+    assert result.returncode != 0
+    assert "tollgate.W101" in result.stderr and "TOLLGATE_AUDIT_SIGNING_KEY" in result.stderr
+    # Production invents no key of its own.
+    assert not (tmp_path / "audit_signing_key").exists()
+    bad = run(["manage.py", "check", "--deploy"], tmp_path, **{**DOCUMENTED, "TOLLGATE_AUDIT_SIGNING_KEY": "hunter2"})
+    assert bad.returncode != 0 and "tollgate.E101" in bad.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,30 @@
+"""``manage.py audit_verify``: prove the audit trail intact, or name the first broken event.
+
+Exit status: 0 intact (and the database still refuses edits), 1 broken,
+2 intact but a trigger that refuses edits is missing or disabled.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand
+
+from audit.verify import audit_verify
+
+
+class Command(BaseCommand):
+    help = "Verify the audit chain and its signed checkpoints; exit 1 at the first broken event."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--database", default="default")
+
+    def handle(self, *args, **options):
+        result = audit_verify(using=options["database"])
+        line = result.summary()
+        if not result.intact:
+            self.stderr.write(line)
+            sys.exit(1)
+        self.stdout.write(f"{line}; {result.events} event(s) checked, {result.unsigned_events} since the last checkpoint")
+        if not result.guarded:
+            sys.exit(2)
