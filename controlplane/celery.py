@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
@@ -32,4 +31,8 @@ app.conf.beat_schedule = {
     # A signed head makes a rewrite of the whole audit table detectable.
     "audit-checkpoint": {"task": "audit.tasks.checkpoint", "schedule": settings.AUDIT_CHECKPOINT_SECONDS},
     "audit-retention": {"task": "audit.tasks.retention", "schedule": 86400.0},
+    # Request-log rows into the audit chain, a Merkle root per batch of up to 1000.
+    "audit-anchor-request-log": {"task": "audit.tasks.anchor_request_log", "schedule": 60.0},
+    # SIEM exports: each sink from its cursor; a failing one waits out its backoff.
+    "audit-deliver-sinks": {"task": "audit.tasks.deliver_sinks", "schedule": 10.0},
 }
