@@ -387,11 +387,12 @@ def window_refusal(step: WindowStep, current: float, previous: float) -> Refusal
 # (the key's, the organization's), if any.
 # ARGV: now_ms, request_id, reservation_expiry_ms, n_budgets, n_windows,
 #       per budget: limit, reserve, floor, ttl; per window: limit, prev_weight, is_requests, ttl;
-#       has_estimate, then body_bytes, cold_input, output_nano, max_tokens, default_output, warm_ms, output_margin.
+#       has_estimate, then body_bytes, cold_input, output_nano, max_tokens.
 # With an estimate, the reservation is worked out here from the stats (estimate_reserve() in Lua).
 # Returns {0, reserve, output_tokens, bytes_per_token, nearest_budget, its_used} admitted; {1, i, spent, reserved, reserve} budget i
 # refused; {2, i, current, previous} window i refused.
 ADMIT_LUA = """
+local WARM_MS, OUTPUT_MARGIN, DEFAULT_OUTPUT = %(warm_ms)d, %(margin)r, %(default_output)d
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
 local expiry = tonumber(ARGV[3])
@@ -409,15 +410,15 @@ if tonumber(ARGV[e]) == 1 then
   bpt = st[5] or '0'
   local seen_at = tonumber(st[3] or '0')
   local reserve_in = cold
-  if seen_at > 0 and now - seen_at < tonumber(ARGV[e+6]) and body > 0 then
+  if seen_at > 0 and now - seen_at < WARM_MS and body > 0 then
     local kept = math.min(body, tonumber(st[4] or '0'))
     local learned = math.ceil(tonumber(st[1] or '0') * kept / 1024 + cold * (body - kept) / body)
     reserve_in = math.min(reserve_in, learned)
   end
   if seen_at > 0 then
-    out = math.min(max_tokens, math.max(1, math.ceil(tonumber(st[2] or '0') * tonumber(ARGV[e+7]))))
+    out = math.min(max_tokens, math.max(1, math.ceil(tonumber(st[2] or '0') * OUTPUT_MARGIN)))
   else
-    out = math.min(max_tokens, tonumber(ARGV[e+5]))
+    out = math.min(max_tokens, DEFAULT_OUTPUT)
   end
   reserve = reserve_in + math.ceil(out * out_nano) + 1
 end
@@ -501,6 +502,13 @@ end
 return {0, tostring(reserve), out, bpt, nearest, tostring(nearest_used)}
 """
 
+# The estimate's constants are part of the scripts, not of every call's arguments.
+_CONSTANTS = {
+    "warm_ms": WARM_SECONDS * 1000, "margin": OUTPUT_MARGIN, "default_output": DEFAULT_OUTPUT_TOKENS,
+    "decay": DECAY, "stats_ttl": STATS_TTL,
+}
+ADMIT_LUA %= _CONSTANTS
+
 # A stream outgrew its reservation: add ``amount`` to it on every budget, or on none.
 # KEYS: per budget (hash, zset). ARGV: request_id, amount, expiry_ms, per budget: limit, ttl.
 # Returns {0} topped up; {1, i, spent, reserved} budget i cannot cover it.
@@ -528,8 +536,9 @@ return {0}
 
 # KEYS: per budget (hash, zset); per token window (current); the estimate's stats hashes, if any.
 # ARGV: request_id, n_budgets, n_windows, per budget: actual, ttl; per window: tokens, ttl;
-#       has_observation, then input_nano, body_bytes, output_tokens, now_ms, decay, stats_ttl, relayed_bytes.
+#       has_observation, then input_nano, body_bytes, output_tokens, now_ms, relayed_bytes.
 SETTLE_LUA = """
+local DECAY, STATS_TTL = %(decay)r, %(stats_ttl)d
 local rid = ARGV[1]
 local nb = tonumber(ARGV[2])
 local nw = tonumber(ARGV[3])
@@ -558,8 +567,8 @@ for i = 1, nw do
 end
 if tonumber(ARGV[a]) == 1 then
   local input, body, out = tonumber(ARGV[a+1]), tonumber(ARGV[a+2]), tonumber(ARGV[a+3])
-  local decay = tonumber(ARGV[a+5])
-  local relayed = tonumber(ARGV[a+7])
+  local decay = DECAY
+  local relayed = tonumber(ARGV[a+5])
   for k = 1, 2 do
     local sk = KEYS[2*nb+nw+k]
     local st = redis.call('HMGET', sk, 'in', 'out', 'bpt')
@@ -573,11 +582,14 @@ if tonumber(ARGV[a]) == 1 then
       if seen > 0 then bpt = math.min(bpt, seen / decay) end
       redis.call('HSET', sk, 'bpt', tostring(bpt))
     end
-    redis.call('EXPIRE', sk, tonumber(ARGV[a+6]))
+    redis.call('EXPIRE', sk, STATS_TTL)
   end
 end
 return 0
 """
+
+
+SETTLE_LUA %= _CONSTANTS
 
 
 # A reservation whose request will never settle (its worker died): give it back.
@@ -600,17 +612,14 @@ def _estimate_args(plan: Plan) -> list[Any]:
     est = plan.estimate
     if est is None:
         return [0]
-    return [
-        1, est.body_bytes, est.cold_input_nano, repr(est.output_nano), est.max_tokens, DEFAULT_OUTPUT_TOKENS,
-        WARM_SECONDS * 1000, repr(OUTPUT_MARGIN),
-    ]
+    return [1, est.body_bytes, est.cold_input_nano, repr(est.output_nano), est.max_tokens]
 
 
 def _observation_args(plan: Plan, observed: tuple[int, int] | None, now: float) -> list[Any]:
     if plan.estimate is None or observed is None:
         return [0]
     input_nano, output_tokens = observed
-    return [1, input_nano, plan.estimate.body_bytes, output_tokens, int(now * 1000), repr(DECAY), STATS_TTL, plan.relayed]
+    return [1, input_nano, plan.estimate.body_bytes, output_tokens, int(now * 1000), plan.relayed]
 
 
 class RedisCounters:

@@ -25,6 +25,23 @@ import hiredis
 
 
 def pack(*args: Any) -> bytes:
+    """One RESP command. Commands here are ASCII text and numbers (keys, ids,
+    amounts): those are joined as one string and encoded once, about a quarter
+    cheaper than a bytes join; anything else takes the general way."""
+    text = ["*", str(len(args)), "\r\n"]
+    extend = text.extend
+    for arg in args:
+        if type(arg) is not str:
+            if type(arg) is bytes:
+                return _pack_bytes(args)
+            arg = str(arg)
+        elif not arg.isascii():
+            return _pack_bytes(args)
+        extend(("$", str(len(arg)), "\r\n", arg, "\r\n"))
+    return "".join(text).encode()
+
+
+def _pack_bytes(args: tuple[Any, ...]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
         if isinstance(arg, bytes):
