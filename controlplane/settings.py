@@ -125,6 +125,13 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("TOLLGATE_HSTS_INCLUDE_SUBDOMAINS", PR
 SECURE_HSTS_PRELOAD = env_bool("TOLLGATE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("TOLLGATE_SECURE_COOKIES", PRODUCTION)
+# Behind a load balancer that ends TLS, requests arrive over plain HTTP: believe
+# its X-Forwarded-Proto (or the redirect to HTTPS loops) and its X-Forwarded-Host.
+# Only turn this on when every request passes through that proxy.
+BEHIND_PROXY = env_bool("TOLLGATE_BEHIND_PROXY", False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
 
 INSTALLED_APPS = [
     "daphne",
@@ -150,6 +157,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "controlplane.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -530,17 +530,18 @@ def price_delete(*, actor: Any, price: ModelPrice) -> None:
 
 
 @transaction.atomic
-def admin_bootstrap(*, username: str = "admin") -> tuple[Any, str] | None:
+def admin_bootstrap(*, username: str = "admin", email: str = "", password: str = "") -> tuple[Any, str] | None:
     """Create the first platform admin on a fresh install; None if any admin exists.
 
-    The password is returned once, to be shown to whoever started the server.
+    Without a password one is generated; either way it is returned once, to be
+    shown to whoever started the server.
     """
     if User.objects.filter(is_superuser=True).exists():
         return None
     import secrets
 
-    password = secrets.token_urlsafe(15)
-    user = User.objects.create_superuser(username=username, email="", password=password)
+    password = password or secrets.token_urlsafe(15)
+    user = User.objects.create_superuser(username=username, email=email, password=password)
     audit_record(actor="system", action="user.bootstrap_admin", target=user, after={"username": username})
     return user, password
 

@@ -1,7 +1,9 @@
 """``make run``: the whole gateway in one terminal on the embedded default.
 
 Starts the control plane (daphne), the data plane (uvicorn), the log writer and
-the scheduler (the beat schedule's tasks, run in-process) as child processes with the same commands deploy/compose.yaml uses, prints how
+the scheduler (the beat schedule's tasks, run in-process) as child processes,
+with the command lines of the process set (controlplane/processes.py) that
+deploy/ starts one by one through ``manage.py process <name>``; prints how
 to sign in and how to point Claude Code at the gateway, and stops them all on
 Ctrl-C.
 """
@@ -18,6 +20,7 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from controlplane.processes import EMBEDDED, Binding, shape_processes
 from governance.services import admin_bootstrap
 from governance.snapshot import snapshot_publish
 
@@ -44,17 +47,21 @@ class Command(BaseCommand):
             )
         created = admin_bootstrap()
         snapshot_publish()
-        python = sys.executable
+        binding = Binding(
+            host=host,
+            control_port=control_port,
+            data_port=data_port,
+            data_workers=data_workers,
+            forwarded_allow_ips=Binding.from_env().forwarded_allow_ips,
+            behind_proxy=settings.BEHIND_PROXY,
+        )
+        # The embedded shape of the process set (controlplane/processes.py): the
+        # same command lines production runs, with the in-process scheduler in
+        # place of Celery worker and beat. Jobs (migrations) ran before this.
         commands = {
-            "control plane": [python, "-m", "daphne", "-b", host, "-p", str(control_port), "controlplane.asgi:application"],
-            "data plane": [
-                python, "-m", "uvicorn", "dataplane.asgi:application", "--host", host, "--port", str(data_port),
-                "--workers", str(data_workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                "--timeout-graceful-shutdown", "30",
-            ],
-            "log writer": [python, "manage.py", "run_ledger_writer"],
-            # No Celery beat here: the same schedule, run in its own process.
-            "scheduler": [python, "manage.py", "run_schedule"],
+            name: list(process.argv)
+            for name, process in shape_processes(EMBEDDED, binding).items()
+            if process.kind == "service"
         }
         children: dict[str, subprocess.Popen[bytes]] = {}
         stopping = False
