@@ -320,6 +320,8 @@ SPECTACULAR_SETTINGS = {
         "AlertChannelKindEnum": "governance.models.AlertChannelKind",
         "KeyStatusEnum": "governance.models.KeyStatus",
         "DeliveryStatusEnum": "governance.models.DeliveryStatus",
+        "MembershipRoleEnum": "governance.models.Role",
+        "SessionAgentRoleEnum": ["main", "subagent"],
     },
 }
 

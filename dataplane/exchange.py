@@ -159,5 +159,6 @@ class Exchange:
             "error_message": self.error_message or (usage.error_message if usage else ""),
             "client_disconnected": self.disconnected,
             "session_id": self.session_id,
+            "agent_id": usage.agent_id if usage else "",
             "user_agent": self.user_agent,
         }

@@ -15,6 +15,10 @@ class Usage:
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
     web_search_requests: int = 0
+    # Who asked: the Claude Code subagent (x-claude-code-agent-id, sent only by
+    # subagents) or "" for the main loop. Carried here because the adapter is
+    # the one piece that sees both the request and the usage it reports.
+    agent_id: str = ""
     model: str = ""
     error_type: str = ""
     error_message: str = ""

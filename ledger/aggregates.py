@@ -30,12 +30,12 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def cost_units(field: str = "cost_usd") -> Sum:
+def cost_units(field: str = "cost_usd", filter: Q | None = None) -> Sum:
     scaled = ExpressionWrapper(
         F(field) * Value(UNITS_PER_USD),
         output_field=DecimalField(max_digits=30, decimal_places=10),
     )
-    return Sum(Cast(Round(scaled), BigIntegerField()))
+    return Sum(Cast(Round(scaled), BigIntegerField()), filter=filter)
 
 
 def usd(units: Any) -> Decimal:
@@ -65,6 +65,14 @@ LOG_METRICS = {
     "cost_units": cost_units(),
     "unpriced_requests": Count("id", filter=Q(unpriced=True)),
     "errors": Count("id", filter=IS_ERROR),
+}
+
+# A session's split between its main loop and the subagents it started.
+BY_SUBAGENT = ~Q(agent_id="")
+SESSION_METRICS = {
+    "subagents": Count("agent_id", distinct=True, filter=BY_SUBAGENT),
+    "subagent_requests": Count("id", filter=BY_SUBAGENT),
+    "subagent_cost_units": cost_units(filter=BY_SUBAGENT),
 }
 
 # The same aggregates over DailyUsage rows.

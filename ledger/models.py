@@ -46,6 +46,9 @@ class RequestLog(models.Model):
     error_message = models.TextField(blank=True, default="")
     client_disconnected = models.BooleanField(default=False)
     session_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    # The Claude Code subagent (Task/Agent tool) that made the request, from its
+    # x-claude-code-agent-id header; "" for the session's main loop.
+    agent_id = models.CharField(max_length=64, blank=True, default="")
     user_agent = models.CharField(max_length=300, blank=True, default="")
     # MCP tool calls (endpoint "mcp_tool_call"): which server and tool, and the
     # JSON-RPC bytes each way; empty and 0 for model traffic.

@@ -20,7 +20,14 @@ from django.db.models import Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDate
 
 from governance.models import Organization, Team, VirtualKey
-from ledger.aggregates import LOG_METRICS, ROLLUP_METRICS, day_bounds, served_model, usd
+from ledger.aggregates import (
+    LOG_METRICS,
+    ROLLUP_METRICS,
+    SESSION_METRICS,
+    day_bounds,
+    served_model,
+    usd,
+)
 from ledger.models import DailyUsage, RequestLog, RollupState
 
 SETTLE_AFTER = timedelta(minutes=15)
@@ -56,6 +63,10 @@ GROUP_COLUMNS = {
         "key_prefix",
         "first_seen",
         "last_seen",
+        "subagents",
+        "subagent_requests",
+        "main_cost_usd",
+        "subagent_cost_usd",
     ),
 }
 
@@ -161,7 +172,7 @@ def _log_groups(
         logs = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
     extra: dict[str, Any] = {}
     if group_by == "session":
-        extra = {"first_seen": Min("created_at"), "last_seen": Max("created_at")}
+        extra = {"first_seen": Min("created_at"), "last_seen": Max("created_at"), **SESSION_METRICS}
     return logs.values(*keys).annotate(**LOG_METRICS, **extra).order_by()
 
 
@@ -198,6 +209,10 @@ def _merge(
         if "first_seen" in g:
             row["first_seen"] = g["first_seen"]
             row["last_seen"] = g["last_seen"]
+            row["subagents"] = g["subagents"]
+            row["subagent_requests"] = g["subagent_requests"]
+            row["subagent_cost_usd"] = usd(g["subagent_cost_units"])
+            row["main_cost_usd"] = row["cost_usd"] - row["subagent_cost_usd"]
 
 
 def _label(rows: list[dict[str, Any]], group_by: str) -> None:
@@ -420,3 +435,40 @@ def focus_export(*, scope: ReportScope, organization: Organization, month: date)
             }
         )
     return FocusExport(organization=organization, month=start, rows=rows)
+
+
+# --- one session, split by who spent ---------------------------------------------------
+
+
+def session_agents(*, scope: ReportScope, session_id: str) -> list[dict[str, Any]]:
+    """A Claude Code session's spend, its main loop first (``agent_id`` ""), then
+    each subagent it started, in the order they first spoke."""
+    groups = (
+        RequestLog.objects.filter(scope.q(), session_id=session_id)
+        .values("agent_id")
+        .annotate(**LOG_METRICS, first_seen=Min("created_at"), last_seen=Max("created_at"))
+        .order_by()
+    )
+    rows = []
+    for g in groups:
+        models = sorted(
+            m
+            for m in RequestLog.objects.filter(scope.q(), session_id=session_id, agent_id=g["agent_id"])
+            .annotate(model=served_model())
+            .values_list("model", flat=True)
+            .distinct()
+            .order_by()
+            if m
+        )
+        row = {c: g[c] or 0 for c in _COUNTS}
+        row.update(
+            agent_id=g["agent_id"],
+            role="subagent" if g["agent_id"] else "main",
+            cost_usd=usd(g["cost_units"]),
+            first_seen=g["first_seen"],
+            last_seen=g["last_seen"],
+            models=models,
+        )
+        rows.append(row)
+    rows.sort(key=lambda r: (r["role"] != "main", r["first_seen"]))
+    return rows

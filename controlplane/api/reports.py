@@ -14,6 +14,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +29,7 @@ from ledger.selectors import (
     CostReport,
     cost_report,
     focus_export,
+    session_agents,
 )
 
 MAX_DAYS = 366
@@ -102,6 +104,14 @@ class ReportRowSerializer(serializers.Serializer):
     )
     first_seen = serializers.DateTimeField(required=False)
     last_seen = serializers.DateTimeField(required=False)
+    subagents = serializers.IntegerField(required=False, help_text="Claude Code subagents the session started.")
+    subagent_requests = serializers.IntegerField(required=False)
+    main_cost_usd = serializers.DecimalField(
+        required=False, max_digits=28, decimal_places=10, help_text="What the session's main loop spent."
+    )
+    subagent_cost_usd = serializers.DecimalField(
+        required=False, max_digits=28, decimal_places=10, help_text="What its subagents spent."
+    )
     requests = serializers.IntegerField()
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
@@ -234,6 +244,53 @@ class SessionReportApi(_JsonErrors, APIView):
         return _report(request, group_by="session")
 
 
+class SessionAgentSerializer(serializers.Serializer):
+    agent_id = serializers.CharField(help_text="Claude Code's x-claude-code-agent-id; empty for the main loop.")
+    role = serializers.ChoiceField(choices=("main", "subagent"))
+    models = serializers.ListField(child=serializers.CharField())
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField()
+    requests = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_read_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    cache_write_1h_tokens = serializers.IntegerField()
+    web_search_requests = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=28, decimal_places=10)
+    unpriced_requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "SessionAgent"
+
+
+class SessionAgentsOutputSerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    cost_usd = serializers.DecimalField(max_digits=28, decimal_places=10)
+    main_cost_usd = serializers.DecimalField(max_digits=28, decimal_places=10)
+    subagent_cost_usd = serializers.DecimalField(max_digits=28, decimal_places=10)
+    agents = SessionAgentSerializer(many=True)
+
+    class Meta:
+        ref_name = "SessionAgents"
+
+
+class SessionAgentsApi(APIView):
+    """One Claude Code session's spend, split into its main loop and each subagent (Task/Agent tool) it started."""
+
+    @extend_schema(responses=SessionAgentsOutputSerializer)
+    def get(self, request: Request, session_id: str) -> Response:
+        scope = report_scope(user=request.user, organization=request.query_params.get("organization") or None)
+        agents = session_agents(scope=scope, session_id=session_id)
+        if not agents:
+            raise NotFound("No requests of this session are visible to you.")
+        main = sum((a["cost_usd"] for a in agents if a["role"] == "main"), Decimal(0))
+        total = sum((a["cost_usd"] for a in agents), Decimal(0))
+        body = {"session_id": session_id, "cost_usd": total, "main_cost_usd": main, "subagent_cost_usd": total - main, "agents": agents}
+        return Response(SessionAgentsOutputSerializer(body).data)
+
+
 class FocusInputSerializer(serializers.Serializer):
     organization = serializers.SlugField(help_text="The organization to charge back.")
     month = serializers.RegexField(
@@ -281,5 +338,6 @@ class FocusExportApi(_JsonErrors, APIView):
 urlpatterns = [
     path("costs/", CostReportApi.as_view(), name="api-report-costs"),
     path("sessions/", SessionReportApi.as_view(), name="api-report-sessions"),
+    path("sessions/<str:session_id>/agents/", SessionAgentsApi.as_view(), name="api-report-session-agents"),
     path("focus/", FocusExportApi.as_view(), name="api-report-focus"),
 ]

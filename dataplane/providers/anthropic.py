@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
+from dataplane.providers.base import attributed
 from dataplane.usage import Usage
 
 # Forwarded upstream: what Anthropic's API and its clients (the SDKs, Claude
@@ -26,6 +27,7 @@ _FORWARD_REQUEST = frozenset(
         b"user-agent",
         b"x-app",
         b"x-claude-code-session-id",
+        b"x-claude-code-agent-id",
         b"x-client-request-id",
         b"idempotency-key",
     }
@@ -163,7 +165,9 @@ class _PassThrough:
         self.usage = self._scanner.usage
 
     def convert(self, status: int, body: bytes) -> bytes:
-        self.usage = usage_from_json(body)
+        usage = usage_from_json(body)
+        usage.agent_id = self.usage.agent_id
+        self.usage = usage
         return body
 
     def feed(self, chunk: bytes) -> bytes:
@@ -192,7 +196,7 @@ class AnthropicNative:
         return Outbound("POST", url, headers, body)
 
     def adapter(self, target: Any, request: Any, status: int, content_type: str) -> _PassThrough:
-        return _PassThrough(content_type if content_type else "application/json")
+        return attributed(_PassThrough(content_type if content_type else "application/json"), request)
 
 
 ANTHROPIC = AnthropicNative()

@@ -96,6 +96,20 @@ class ProviderModule(Protocol):
     def adapter(self, target: Target, request: AnthropicRequest, status: int, content_type: str) -> Adapter: ...
 
 
+AGENT_HEADER = b"x-claude-code-agent-id"
+
+
+def attributed(adapter: Any, request: AnthropicRequest) -> Any:
+    """``adapter``, its usage naming the Claude Code subagent that sent ``request``
+    (its ``x-claude-code-agent-id``), so the request log can split a session
+    into its main loop and its subagents."""
+    for name, value in request.headers:
+        if name == AGENT_HEADER:
+            adapter.usage.agent_id = value.decode("latin-1")[:64]
+            break
+    return adapter
+
+
 def count_not_supported(target: Target) -> GatewayError:
     """count_tokens where the upstream has no count: said, never invented."""
     return GatewayError(

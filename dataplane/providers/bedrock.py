@@ -41,7 +41,7 @@ from botocore.credentials import Credentials
 
 from dataplane.errors import GatewayError, context_too_long, hide_cloud_ids
 from dataplane.providers.anthropic import Usage, usage_from_json
-from dataplane.providers.base import AnthropicRequest, Outbound, Target
+from dataplane.providers.base import AnthropicRequest, Outbound, Target, attributed
 from dataplane.providers.eventstream import EventStreamDecoder, EventStreamError
 from dataplane.translation.converse import (
     ConverseStreamToAnthropic,
@@ -387,12 +387,12 @@ class Bedrock:
         dropped = self.dropped_betas(target, request)
         converse = not is_anthropic_model(target.model)
         if status < 300 and content_type.startswith(EVENTSTREAM):
-            return (
-                ConverseStream(target.model) if converse else BedrockStream(target.model, dropped)
+            return attributed(
+                ConverseStream(target.model) if converse else BedrockStream(target.model, dropped), request
             )
         if converse:
-            return ConverseJSON(request.endpoint, target.model, dropped)
-        return BedrockJSON(request.endpoint, target.model, dropped)
+            return attributed(ConverseJSON(request.endpoint, target.model, dropped), request)
+        return attributed(BedrockJSON(request.endpoint, target.model, dropped), request)
 
 
 BEDROCK = Bedrock()
@@ -477,8 +477,10 @@ class BedrockJSON:
                 return self.convert(502, b'{"message": "CountTokens answered without inputTokens"}')
             self.usage.input_tokens = count
             return orjson.dumps({"input_tokens": count})
-        self.usage = usage_from_json(body)
-        self.usage.model = self.usage.model or self.model
+        usage = usage_from_json(body)
+        usage.model = usage.model or self.model
+        usage.agent_id = self.usage.agent_id
+        self.usage = usage
         return body
 
     def feed(self, chunk: bytes) -> bytes:

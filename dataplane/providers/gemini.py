@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 
 from dataplane.model_ids import segment
-from dataplane.providers.base import AnthropicRequest, Outbound, Target
+from dataplane.providers.base import AnthropicRequest, Outbound, Target, attributed
 from dataplane.providers.translated import Translated
 from dataplane.translation.gemini import (
     GeminiToAnthropicStream,
@@ -87,7 +87,7 @@ class GeminiApi:
         if request.endpoint == "count_tokens":
             return GeminiCount(target)
         stream = request.stream and status < 400 and content_type == "text/event-stream"
-        return from_gemini(target.model, target.provider.name, stream)
+        return attributed(from_gemini(target.model, target.provider.name, stream), request)
 
 
 GEMINI = GeminiApi()

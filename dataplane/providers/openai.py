@@ -27,6 +27,7 @@ from dataplane.providers.base import (
     Outbound,
     ProviderConfig,
     Target,
+    attributed,
 )
 from dataplane.providers.translated import Translated, usage_into
 from dataplane.translation import (
@@ -83,7 +84,7 @@ class OpenAIChat:
 
     def adapter(self, target: Target, request: AnthropicRequest, status: int, content_type: str) -> Translated:
         stream = request.stream and status < 400 and content_type == "text/event-stream"
-        return Translated(
+        translated = Translated(
             model=target.model,
             provider=target.provider.name,
             stream=OpenAIToAnthropicStream(model=target.model) if stream else None,
@@ -91,6 +92,7 @@ class OpenAIChat:
             to_anthropic=lambda doc, model: openai_response_to_anthropic(doc, model=model),
             error_types=_ERROR_TYPES,
         )
+        return attributed(translated, request)
 
 OPENAI = OpenAIChat()
 

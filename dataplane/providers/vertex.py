@@ -33,7 +33,7 @@ import orjson
 
 from dataplane.errors import GatewayError, context_too_long, hide_cloud_ids
 from dataplane.providers.anthropic import SSEUsageScanner, Usage, usage_from_json
-from dataplane.providers.base import AnthropicRequest, Outbound, Target
+from dataplane.providers.base import AnthropicRequest, Outbound, Target, attributed
 from dataplane.providers.gcp_auth import TokenCache
 
 ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -133,7 +133,9 @@ class VertexAdapter:
     def convert(self, status: int, body: bytes) -> bytes:
         if status >= 400:
             body = google_error(status, body)
-        self.usage = usage_from_json(body)
+        usage = usage_from_json(body)
+        usage.agent_id = self.usage.agent_id
+        self.usage = usage
         return body
 
     def feed(self, chunk: bytes) -> bytes:
@@ -224,8 +226,8 @@ class VertexProvider:
             from dataplane.providers.gemini import from_gemini
 
             stream = request.stream and status < 400 and content_type == "text/event-stream"
-            return from_gemini(target.model, target.provider.name, stream)
-        return VertexAdapter(status, content_type)
+            return attributed(from_gemini(target.model, target.provider.name, stream), request)
+        return attributed(VertexAdapter(status, content_type), request)
 
 
 class _GeminiCount:
