@@ -123,7 +123,7 @@ async def messages(
     x.route_id = plan.route.id if plan.route else None
     x.provider = plan.targets[0].provider
     if x.key.governed and x.endpoint == "messages":
-        await gw.admit(x, len(body), doc.get("max_tokens"), {t.model for t in plan.targets})
+        await gw.admit(x, len(body), doc.get("max_tokens"), plan.targets)
     await forward(gw, receive, send, x, request, plan)
 
 

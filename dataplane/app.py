@@ -199,7 +199,7 @@ class Gateway:
     def authenticate(self, headers: dict[bytes, bytes]) -> KeyEntry:
         return authenticate(headers, self.holder.current, self.config.key_pepper)
 
-    async def admit(self, x: Exchange, body_bytes: int, max_tokens: Any, models: set[str]) -> None:
+    async def admit(self, x: Exchange, body_bytes: int, max_tokens: Any, targets: list[Any]) -> None:
         """Reserve against every budget and check every window on the key's chain.
 
         The reservation is estimated from what this key's recent requests for the
@@ -214,8 +214,8 @@ class Gateway:
                 max_tokens = DEFAULT_MAX_TOKENS
             cold = 0
             output = 0.0
-            for model in models or {x.model}:
-                price = snapshot.price_for(model)
+            for model, provider_id in {(t.model, t.provider.id) for t in targets} or {(x.model, None)}:
+                price = snapshot.price_for(model, provider_id)
                 if price is None:
                     raise GatewayError(
                         402,
@@ -223,7 +223,10 @@ class Gateway:
                         "enforced. Ask your platform admin to set a price for it.",
                         retry=False,
                     )
-                cold = max(cold, int((body_bytes // 3 + 1) * price.reserve_input_nano))
+                tokens = body_bytes // 3 + 1
+                if price.long is not None and tokens > price.long_threshold:
+                    price = price.long  # a prompt this long may be billed at the long-context rates
+                cold = max(cold, int(tokens * price.reserve_input_nano))
                 output = max(output, price.output_nano)
             estimate = Estimate(
                 stats_key(self.config.redis_prefix, key.organization_id, key.id, key.prefix, x.model),
@@ -304,7 +307,7 @@ class Gateway:
         observed = None
         usage = x.usage
         if plan.estimate is not None and usage is not None and x.status == 200 and not x.error_type:
-            price = self.holder.current.price_for(x.served_model or x.model)
+            price = self.holder.current.price_for(x.served_model or x.model, x.provider.id if x.provider else None)
             if price is not None:
                 output_nano = int(usage.output_tokens * price.output * NANO)
                 observed = (max(int(x.cost * NANO) - output_nano, 0), usage.output_tokens)

@@ -284,7 +284,8 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
         plan = x.plan
         meter = None
         if plan is not None and plan.budgets and plan.estimate is not None:
-            meter = StreamMeter(plan, gw.holder.current.price_for(x.served_model or x.model), x.shape)
+            price = gw.holder.current.price_for(x.served_model or x.model, x.provider.id if x.provider else None)
+            meter = StreamMeter(plan, price, x.shape)
         try:
             async for chunk in response.content.iter_any():
                 if not x.first_byte:

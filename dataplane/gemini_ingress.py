@@ -197,5 +197,5 @@ async def generate(
         return
     if x.key.governed:
         max_tokens = (doc.get("generationConfig") or {}).get("maxOutputTokens")
-        await gw.admit(x, len(body), max_tokens, {t.model for t in plan.targets})
+        await gw.admit(x, len(body), max_tokens, plan.targets)
     await forward(gw, receive, send, x, GeminiRequest(doc=doc, stream=x.stream), plan, resolve=_module)

@@ -122,7 +122,7 @@ async def chat_completions(
     )
     if x.key.governed:
         max_tokens = doc.get("max_completion_tokens") or doc.get("max_tokens")
-        await gw.admit(x, len(body), max_tokens, {t.model for t in plan.targets})
+        await gw.admit(x, len(body), max_tokens, plan.targets)
     await forward(gw, receive, send, x, request, plan, resolve=_module)
 
 

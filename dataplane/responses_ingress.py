@@ -166,5 +166,5 @@ async def responses(
     x.route_id = plan.route.id if plan.route else None
     x.provider = plan.targets[0].provider
     if x.key.governed:
-        await gw.admit(x, len(body), doc.get("max_output_tokens"), {t.model for t in plan.targets})
+        await gw.admit(x, len(body), doc.get("max_output_tokens"), plan.targets)
     await forward(gw, receive, send, x, ResponsesRequest(doc=doc, stream=x.stream), plan, resolve=_module)

@@ -193,3 +193,20 @@ def test_it_prefers_a_providers_own_price_for_a_model(gateway, world, ledger, an
     sonnet, haiku = ledger(2, key_prefix=world.key.prefix)
     assert sonnet.cost_usd == Decimal("0.0033") + Decimal("0.0165") + Decimal("0.0033")
     assert haiku.provider_id == world.provider.id and haiku.cost_usd == Decimal("0.001") + Decimal("0.005")
+
+
+def test_it_reserves_at_the_rates_of_the_provider_that_will_bill(gateway, world, ledger, publish):
+    """A budget that covers the list-price reservation but not the regional one refuses:
+    the reservation is priced as the routed provider bills, not at list price."""
+    from dataplane.limits import reservation_nano
+    from dataplane.snapshot import Price
+
+    _regional(world, price_multiplier=Decimal("2"))
+    body = orjson.dumps({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]})
+    listed = Decimal(reservation_nano(len(body), 100, Price(*(Decimal(p) / 1_000_000 for p in ("3", "15", "3.75", "0.30"))))) / 10**9
+    services.budget_set(actor=world.alice, level="key", organization=world.acme, key=world.key, amount_usd=listed * Decimal("1.5"), period="monthly")
+    publish()
+    response = httpx.post(f"{gateway.url}/v1/messages", content=body, timeout=10,
+                          headers={"x-api-key": world.secret, "content-type": "application/json"})
+    assert response.status_code == 402, response.text
+    assert "less than this request may cost" in response.json()["error"]["message"]
