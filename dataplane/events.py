@@ -32,9 +32,64 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
+
+
+class _RequestFields(TypedDict):
+    """One request as the data plane reports it (Exchange.event) and the log
+    writer stores it (ledger/writer.py, one RequestLog column per field, ``ts``
+    as ``created_at``). tests/ledger/test_event_contract.py fails when the two
+    sides disagree on a field."""
+
+    request_id: str
+    ts: float
+    endpoint: str
+    key_id: int | None
+    key_prefix: str
+    user_id: int | None
+    team_id: int | None
+    organization_id: int | None
+    model_requested: str
+    model_served: str
+    provider_id: int | None
+    provider_kind: str
+    route_id: int | None
+    attempts: int
+    fallback: bool
+    stream: bool
+    status: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+    web_search_requests: int
+    long_context: bool
+    cost_usd: str  # a Decimal as text: exact to the nano-dollar through JSON
+    unpriced: bool
+    latency_ms: float
+    ttfb_ms: float | None
+    overhead_ms: float
+    error_type: str
+    error_message: str
+    client_disconnected: bool
+    session_id: str
+    agent_id: str
+    user_agent: str
+
+
+class UsageEvent(_RequestFields, total=False):
+    # Only on MCP tools/call rows (dataplane/mcp/gateway.py).
+    mcp_server: str
+    mcp_tool: str
+    request_bytes: int
+    response_bytes: int
+    # Only on the begin record a request's worker journals before it goes upstream.
+    begin: bool
+    holds: list[str]
+
 
 log = logging.getLogger("tollgate.events")
 
@@ -79,16 +134,16 @@ def is_begin(event: Any) -> bool:
     return isinstance(event, dict) and bool(event.get("begin"))
 
 
-def lost_event(begin: dict[str, Any], why: str) -> dict[str, Any]:
-    """The row for a request whose worker stopped before it finished."""
-    event = {k: v for k, v in begin.items() if k != "begin"}
-    event.update(
-        status=502,
-        error_type="worker_lost",
-        error_message=f"The Tollgate worker serving this request {why} before it finished; "
-        "the answer may have been cut short.",
-        cost_usd="0",
+def lost_event(begin: dict[str, Any], why: str) -> UsageEvent:
+    """The row for a request whose worker stopped before it finished (its begin
+    record, read back from a journal)."""
+    event: UsageEvent = {k: v for k, v in begin.items() if k != "begin"}  # type: ignore[assignment]
+    event["status"] = 502
+    event["error_type"] = "worker_lost"
+    event["error_message"] = (
+        f"The Tollgate worker serving this request {why} before it finished; the answer may have been cut short."
     )
+    event["cost_usd"] = "0"
     return event
 
 
@@ -252,13 +307,13 @@ class UsageEvents:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def begin(self, event: dict[str, Any]) -> None:
+    def begin(self, event: UsageEvent) -> None:
         """A request is going upstream: journal it, so a dead worker still leaves its row."""
         line = orjson.dumps({**event, "begin": True}) + b"\n"
         self.journal.write(line)
         self._open[event["request_id"]] = line
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: UsageEvent) -> None:
         line = orjson.dumps(event)
         self.journal.write(line + b"\n")
         self._open.pop(event["request_id"], None)

@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from dataplane.events import UsageEvent
 from dataplane.limits import Plan
 from dataplane.providers.base import ProviderConfig
 from dataplane.snapshot import KeyEntry, Snapshot
@@ -89,7 +90,7 @@ class Exchange:
         self.error_type = error_type
         self.error_message = message[:2000]
 
-    def event(self, snapshot: Snapshot) -> dict[str, Any]:
+    def event(self, snapshot: Snapshot) -> UsageEvent:
         ended = time.perf_counter()
         usage = self.usage
         key = self.key

@@ -330,7 +330,10 @@ class McpGateway:
             raise MCPError(refused.code, refused.message) from None
         finally:
             event = x.event(snapshot)
-            event.update(mcp_server=server if sep else "", mcp_tool=tool if sep else name, request_bytes=request_bytes, response_bytes=response_bytes)
+            event["mcp_server"] = server if sep else ""
+            event["mcp_tool"] = tool if sep else name
+            event["request_bytes"] = request_bytes
+            event["response_bytes"] = response_bytes
             self.gateway.events.emit(event)
             self.gateway.metrics.inc("tollgate_mcp_tool_calls_total", code=str(x.status))
 
