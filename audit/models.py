@@ -67,3 +67,46 @@ class AuditArchive(models.Model):
 
     def __str__(self) -> str:
         return f"seq {self.first_seq}-{self.last_seq} removed {self.created_at:%Y-%m-%d}"
+
+
+class SinkKind(models.TextChoices):
+    ELASTIC = "elastic", "Elasticsearch (bulk API)"
+    SPLUNK = "splunk", "Splunk HTTP Event Collector"
+    DATADOG = "datadog", "Datadog logs"
+    WEBHOOK = "webhook", "Webhook (HMAC-signed)"
+    SYSLOG = "syslog", "Syslog (RFC 5424 over TCP or TLS)"
+
+
+class AuditSink(models.Model):
+    """A SIEM the audit trail is exported to, in seq order, at least once.
+
+    ``cursor_seq`` is the last event the sink has acknowledged: delivery
+    resumes after it, so a sink that was down catches up in order with nothing
+    missing. Only the delivery loop (audit/sinks.py) moves it.
+    """
+
+    name = models.SlugField(max_length=60, unique=True)
+    kind = models.CharField(max_length=20, choices=SinkKind.choices)
+    # http(s)://… for the HTTP kinds; tcp://host:port or tls://host:port for syslog.
+    url = models.CharField(max_length=500)
+    # The API key, HEC token or HMAC secret (Fernet, governance/sealing.py).
+    secret_sealed = models.TextField(blank=True, default="")
+    # Per kind: index (elastic, splunk), sourcetype and ack (splunk), tags (datadog), facility (syslog).
+    options = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    cursor_seq = models.BigIntegerField(default=0)
+    delivered = models.BigIntegerField(default=0)
+    failures = models.IntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # One deliverer at a time per sink, so events leave in order.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"

@@ -11,7 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.utils import timezone
 
-from audit import canonical, context, guard, signing
+from audit import canonical, context, signing
+from audit.archive import range_remove
 from audit.chain import chain_append, chain_head, chain_lock
 from audit.models import AuditArchive, AuditEvent
 
@@ -54,6 +55,34 @@ def audit_record(
 
 
 @transaction.atomic
+def audit_note(
+    *,
+    actor: Any,
+    action: str,
+    target_type: str,
+    target_id: str,
+    target_label: str = "",
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """An act that changes nothing but must be on record (an export, a use of a
+    credential), in a transaction of its own, with the request's context."""
+    ctx = context.current.get()
+    actor_id, actor_label = _actor(actor)
+    return chain_append(
+        actor_id=actor_id,
+        actor_label=actor_label,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        target_label=target_label,
+        after=after,
+        request_id=ctx.request_id,
+        ip=ctx.ip,
+        user_agent=ctx.user_agent,
+    )
+
+
+@transaction.atomic
 def audit_checkpoint() -> AuditEvent | None:
     """Sign the chain's head and append the signature as an event of its own,
     so checkpoints travel with the events to every export. None when nothing
@@ -88,9 +117,7 @@ def audit_checkpoint() -> AuditEvent | None:
 
 
 @transaction.atomic
-def audit_retention(
-    *, actor: Any, older_than: timedelta | None = None, location: str = "", manifest_sha256: str = ""
-) -> AuditArchive | None:
+def audit_retention(*, actor: Any, older_than: timedelta | None = None) -> AuditArchive | None:
     """Remove events older than the retention period, oldest first, as one range.
 
     The range is recorded (AuditArchive: first and last seq, the last hash)
@@ -107,34 +134,10 @@ def audit_retention(
     first = AuditEvent.objects.order_by("seq").values_list("seq", flat=True).first()
     if first is None or last_seq < first:
         return None
-    last_hash = AuditEvent.objects.filter(seq=last_seq).values_list("hash", flat=True).get()
-    archive = AuditArchive.objects.create(
+    return range_remove(
+        actor=actor,
+        action=RETENTION,
         first_seq=first,
         last_seq=last_seq,
-        last_hash=last_hash,
-        events=AuditEvent.objects.filter(seq__gte=first, seq__lte=last_seq).count(),
-        location=location,
-        manifest_sha256=manifest_sha256,
+        extra={"older_than_days": older_than.total_seconds() / 86400},
     )
-    connection = transaction.get_connection()
-    with guard.retention_window(connection):
-        AuditEvent.objects.filter(seq__lte=last_seq).delete()
-    actor_id, actor_label = _actor(actor)
-    chain_append(
-        actor_id=actor_id,
-        actor_label=actor_label,
-        action=RETENTION,
-        target_type="audit.archive",
-        target_id=str(archive.pk),
-        target_label=str(archive),
-        after={
-            "first_seq": archive.first_seq,
-            "last_seq": archive.last_seq,
-            "last_hash": archive.last_hash,
-            "events": archive.events,
-            "older_than_days": older_than.total_seconds() / 86400,
-            "location": location,
-            "manifest_sha256": manifest_sha256,
-        },
-    )
-    return archive

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.db import DEFAULT_DB_ALIAS
 
 from audit import canonical, guard, signing
+from audit.anchor import anchor_check
 from audit.models import AuditArchive, AuditEvent
 from audit.walk import Checkpoint, Problem, Walk
 
@@ -28,6 +29,8 @@ class Verification:
     archived_through: int
     checkpoint: Checkpoint | None
     checkpoints: int
+    # Batches of request-log rows whose Merkle roots still match.
+    anchors: int
     # Events after the latest checkpoint, which only the next one will cover.
     unsigned_events: int
     problem: Problem | None
@@ -62,7 +65,13 @@ def audit_verify(*, using: str = DEFAULT_DB_ALIAS, chunk_size: int = 2000) -> Ve
     def lookup(hash_: str) -> int | None:
         return AuditEvent.objects.using(using).filter(hash=hash_).values_list("seq", flat=True).first()
 
-    walk = Walk(prev_seq=start_seq, prev_hash=start_hash, trusted=signing.trusted_keys(), lookup=lookup)
+    walk = Walk(
+        prev_seq=start_seq,
+        prev_hash=start_hash,
+        trusted=signing.trusted_keys(),
+        lookup=lookup,
+        anchor_check=lambda doc: anchor_check(doc, using=using),
+    )
     rows = AuditEvent.objects.using(using).order_by("seq").values(*_VALUES).iterator(chunk_size=chunk_size)
     for row in rows:
         if not walk.feed(row):
@@ -80,6 +89,7 @@ def audit_verify(*, using: str = DEFAULT_DB_ALIAS, chunk_size: int = 2000) -> Ve
         archived_through=start_seq,
         checkpoint=checkpoint,
         checkpoints=walk.checkpoints,
+        anchors=walk.anchors,
         unsigned_events=max(0, unsigned),
         problem=walk.problem,
         guard=guard.guard_status(using),

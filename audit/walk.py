@@ -12,7 +12,9 @@ What is wrong, and where:
 - ``reordered``: an event sits at a position other than the one it was
   chained at;
 - ``checkpoint``: a checkpoint whose signature is not valid, or made by a key
-  nobody trusts.
+  nobody trusts;
+- ``anchor``: request-log rows that no longer match the Merkle root their
+  batch was anchored with (edited, deleted or slipped in).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from audit import canonical
 
 CHECKPOINT = "audit.checkpoint"
+ANCHOR = "ledger.anchor"
 # How far from its position a moved event is looked for before calling it changed.
 REORDER_WINDOW = 512
 
@@ -61,10 +64,13 @@ class Walk:
     trusted: dict[str, Ed25519PublicKey] | None = None
     # Finds the seq of the event with a given hash, to tell a reorder from an edit.
     lookup: Callable[[str], int | None] = lambda _hash: None
+    # Checks what a request-log anchor names against the rows (None: not checked, as offline).
+    anchor_check: Callable[[dict[str, Any]], str | None] | None = None
     events: int = 0
     first_seq: int | None = None
     checkpoint: Checkpoint | None = None
     checkpoints: int = 0
+    anchors: int = 0
     problem: Problem | None = None
 
     def feed(self, row: dict[str, Any]) -> bool:
@@ -91,6 +97,15 @@ class Walk:
             return False
         if row["action"] == CHECKPOINT and not self._checkpoint(row):
             return False
+        if row["action"] == ANCHOR and self.anchor_check is not None:
+            wrong = self.anchor_check(row.get("after") or {})
+            if wrong is not None:
+                doc = row.get("after") or {}
+                self.problem = Problem(
+                    seq, "anchor", f"seq {seq}: request log rows {doc.get('first_id')}-{doc.get('last_id')}: {wrong}"
+                )
+                return False
+            self.anchors += 1
         if self.first_seq is None:
             self.first_seq = seq
         self.prev_seq, self.prev_hash = seq, row["hash"]

@@ -1,8 +1,9 @@
 """The control plane's Prometheus metrics: what only the database knows.
 
 The data-plane workers serve their own ``/metrics``; this one counts the
-ledger's state (usage events set aside by the log writer), read with one
-cheap query per scrape.
+ledger's state (usage events set aside by the log writer) and the audit
+trail's exports (the chain's head, each sink's lag and failures), a few
+cheap queries per scrape.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
+from audit.sinks import metrics_text
 from ledger.models import UsageDeadLetter
 
 
@@ -20,5 +22,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         "# HELP tollgate_usage_dead_letters Usage events the log writer could not store, kept aside for an admin.\n"
         "# TYPE tollgate_usage_dead_letters gauge\n"
         f"tollgate_usage_dead_letters {dead}\n"
-    )
+    ) + metrics_text()
     return HttpResponse(body, content_type="text/plain; version=0.0.4")

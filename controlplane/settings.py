@@ -115,6 +115,12 @@ AUDIT_CHECKPOINT_SECONDS = env_float("TOLLGATE_AUDIT_CHECKPOINT_SECONDS", 3600.0
 # Events older than this many days leave the database (after archiving, when an
 # archive is configured); the chain keeps verifying from the archived range's last hash.
 AUDIT_RETENTION_DAYS = env_int("TOLLGATE_AUDIT_RETENTION_DAYS", 365)
+# Archive: after this many days events move to S3-compatible storage (JSONL and a
+# signed manifest per part, audit/archive.py), when a bucket is named.
+AUDIT_ARCHIVE_DAYS = env_int("TOLLGATE_AUDIT_ARCHIVE_DAYS", 90)
+AUDIT_ARCHIVE_URL = env("TOLLGATE_AUDIT_ARCHIVE_URL")
+AUDIT_ARCHIVE_ENDPOINT_URL = env("TOLLGATE_AUDIT_ARCHIVE_ENDPOINT_URL")
+AUDIT_ARCHIVE_REGION = env("TOLLGATE_AUDIT_ARCHIVE_REGION", "us-east-1")
 
 # HTTPS only in production. HSTS preload stays the domain owner's call, so its
 # check is silenced unless TOLLGATE_HSTS_PRELOAD turns it on.

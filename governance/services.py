@@ -1040,10 +1040,18 @@ def api_token_revoke(*, actor: Any, token: ApiToken) -> ApiToken:
 
 
 def api_token_used(*, token: ApiToken) -> None:
-    """Note when a token was last used, at most once a minute (bookkeeping, not a policy change)."""
+    """Note when a token was last used, at most once a minute, and put that use on
+    the audit trail at the same pace (one row per token-minute, not per request)."""
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        with transaction.atomic():
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            audit_record(
+                actor=token.user,
+                action="auth.api_token_use",
+                target=token,
+                after={"prefix": token.prefix, "first_use": token.last_used_at is None},
+            )
         token.last_used_at = now
 
 

@@ -20,6 +20,7 @@ import orjson
 from django.conf import settings
 from django.db import DataError, IntegrityError, models, transaction
 
+from audit.anchor import anchor_writer_lock
 from dataplane.events import STREAM_FIELD, is_begin, spool_files, stream_key
 from ledger.models import RequestLog, UsageDeadLetter
 
@@ -93,11 +94,14 @@ def store(events: list[Any]) -> int:
             dead.append(_dead_letter(event, exc))
     try:
         with transaction.atomic():
+            # Lets the audit anchorer know when no insert is in flight (audit/anchor.py).
+            anchor_writer_lock()
             RequestLog.objects.bulk_create([r for _, r in rows], batch_size=BATCH, ignore_conflicts=True)
             UsageDeadLetter.objects.bulk_create(dead)
     except _BAD_ROW:
         # One row in the batch is bad: row by row, each in a savepoint.
         with transaction.atomic():
+            anchor_writer_lock()
             for event, row in rows:
                 try:
                     with transaction.atomic():

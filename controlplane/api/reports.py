@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.services import audit_note
 from governance.access import organization_access
 from ledger.access import report_scope
 from ledger.selectors import (
@@ -210,6 +211,22 @@ def _report(request: Request, *, group_by: str | None) -> Response | HttpRespons
         end=values["end"],
     )
     if values["format"] == "csv":
+        # A file that leaves the system: on record, with what it covered.
+        audit_note(
+            actor=request.user,
+            action="report.export",
+            target_type="ledger.report",
+            target_id=group_by or values["group_by"],
+            target_label=f"{group_by or values['group_by']} report {values['start']}..{values['end']}",
+            after={
+                "format": "csv",
+                "group_by": group_by or values["group_by"],
+                "organization": values["organization"] or None,
+                "from": str(values["start"]),
+                "to": str(values["end"]),
+                "rows": len(report.rows),
+            },
+        )
         return _csv_response(report, values["organization"])
     return Response(ReportOutputSerializer(report, context={"columns": report.columns}).data)
 
@@ -325,6 +342,14 @@ class FocusExportApi(_JsonErrors, APIView):
         raw = query.validated_data.get("month")
         month = date.fromisoformat(f"{raw}-01") if raw else timezone.now().astimezone(UTC).date().replace(day=1)
         export = focus_export(scope=scope, organization=organization, month=month)
+        audit_note(
+            actor=request.user,
+            action="report.export",
+            target_type="ledger.report",
+            target_id="focus",
+            target_label=f"FOCUS export of {slug} for {month:%Y-%m}",
+            after={"format": "focus-csv", "organization": slug, "month": f"{month:%Y-%m}", "rows": len(export.rows)},
+        )
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="tollgate-focus-{slug}-{month:%Y-%m}.csv"'
         response["X-FOCUS-Version"] = FOCUS_VERSION

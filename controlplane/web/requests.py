@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render
 from django.utils import timezone
 
+from audit.services import audit_note
 from controlplane.web.scope import page_scope
 from governance import selectors
 from governance.models import Membership, Provider
@@ -185,6 +186,15 @@ def request_csv(request: HttpRequest) -> HttpResponse:
     if rows is None:
         raise Http404("No organization.")
     writer = csv.writer(_Echo())
+    # A file that leaves the system: on the audit trail, with the filter that chose its rows.
+    audit_note(
+        actor=request.user,
+        action="request_log.export",
+        target_type="ledger.requestlog",
+        target_id=scope.organization.slug,
+        target_label=f"request log of {scope.organization.slug}",
+        after={"format": "csv", "organization": scope.organization.slug, "filters": dict(request.GET.items())},
+    )
 
     def lines() -> Iterator[str]:
         yield writer.writerow(CSV_COLUMNS)

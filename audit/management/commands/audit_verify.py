@@ -25,6 +25,9 @@ class Command(BaseCommand):
         if not result.intact:
             self.stderr.write(line)
             sys.exit(1)
-        self.stdout.write(f"{line}; {result.events} event(s) checked, {result.unsigned_events} since the last checkpoint")
+        self.stdout.write(
+            f"{line}; {result.events} event(s) checked, {result.unsigned_events} since the last checkpoint, "
+            f"{result.anchors} request-log batch(es) matching their anchors"
+        )
         if not result.guarded:
             sys.exit(2)
