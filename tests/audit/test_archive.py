@@ -156,3 +156,16 @@ def test_it_archives_from_the_daily_task_when_a_bucket_is_named(history, bucket)
     assert retention.apply().get() == 4
     assert AuditArchive.objects.get().location.startswith("s3://")
     assert audit_archive_all(older_than=timedelta(days=90)) == 0
+
+
+def test_it_names_a_missing_middle_part(history, bucket, tmp_path):
+    backdate(100, [1, 2, 3, 4, 5, 6])
+    for _ in range(3):
+        audit_archive(older_than=timedelta(days=90), part_events=2)
+    assert list(AuditArchive.objects.order_by("first_seq").values_list("first_seq", "last_seq")) == [(1, 2), (3, 4), (5, 6)]
+    folder = download(bucket, tmp_path)
+    ok = offline(folder)
+    assert ok.returncode == 0 and "seq 1-6 in 3 part(s)" in ok.stdout
+    (folder / "000000000003-000000000004.manifest.json").unlink()
+    bad = offline(folder)
+    assert bad.returncode == 1 and bad.stderr.strip() == "seq 3-4 missing: no part holds them"

@@ -169,3 +169,10 @@ def test_it_runs_as_a_command_with_an_exit_code(tmp_path):
 def _url() -> str:
     s = connection.settings_dict
     return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+def test_it_prints_the_public_key_an_auditor_needs(db, capsys):
+    from audit import signing
+
+    call_command("audit_verify", "--print-public-key")
+    assert capsys.readouterr().out.strip() == signing.public_key_text(signing.signing_key().public_key())

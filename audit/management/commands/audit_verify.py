@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from audit.verify import audit_verify
 
@@ -18,8 +18,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--database", default="default")
+        parser.add_argument(
+            "--print-public-key", action="store_true", help="print the checkpoint key's public half (for auditors) and stop"
+        )
 
     def handle(self, *args, **options):
+        if options["print_public_key"]:
+            from audit import signing
+
+            key = signing.signing_key()
+            if key is None:
+                raise CommandError("TOLLGATE_AUDIT_SIGNING_KEY is not set")
+            self.stdout.write(signing.public_key_text(key.public_key()))
+            return
         result = audit_verify(using=options["database"])
         line = result.summary()
         if not result.intact:
