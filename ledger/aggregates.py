@@ -65,6 +65,7 @@ LOG_METRICS = {
     "cost_units": cost_units(),
     "unpriced_requests": Count("id", filter=Q(unpriced=True)),
     "errors": Count("id", filter=IS_ERROR),
+    "refusals": Count("id", filter=IS_REFUSAL),
 }
 
 # A session's split between its main loop and the subagents it started.
@@ -87,4 +88,5 @@ ROLLUP_METRICS = {
     "cost_units": cost_units(),
     "unpriced_requests": Sum("unpriced_requests"),
     "errors": Sum("errors"),
+    "refusals": Sum("refusals"),
 }

@@ -90,6 +90,9 @@ class DailyUsage(models.Model):
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
     unpriced_requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
+    # Of the errors, those Tollgate refused itself before asking a provider
+    # (ledger.aggregates.IS_REFUSAL): finance counts them apart.
+    refusals = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

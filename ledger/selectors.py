@@ -81,6 +81,7 @@ METRIC_COLUMNS = (
     "cost_usd",
     "unpriced_requests",
     "errors",
+    "refusals",
 )
 _COUNTS = tuple(c for c in METRIC_COLUMNS if c != "cost_usd")
 
@@ -115,31 +116,65 @@ class CostReport:
     rows: list[dict[str, Any]]
     totals: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return tuple(self.group_by.split(","))
 
-def cost_report(*, scope: ReportScope, group_by: str, start: date, end: date) -> CostReport:
-    """Spend from ``start`` to ``end`` (inclusive UTC days) grouped by ``group_by``."""
-    if group_by not in GROUP_BY:
-        raise ValueError(f"unknown grouping {group_by!r}")
-    keys = _GROUP_FIELDS[group_by]
+
+def report_dimensions(group_by: str | tuple[str, ...]) -> tuple[str, ...]:
+    """'team,model' (or a tuple) → ('team', 'model'): one or two distinct groupings."""
+    dims = (
+        tuple(d.strip() for d in group_by.split(","))
+        if isinstance(group_by, str)
+        else tuple(group_by)
+    )
+    unknown = [d for d in dims if d not in GROUP_BY]
+    if unknown:
+        raise ValueError(f"unknown grouping {unknown[0]!r}")
+    if not 1 <= len(dims) <= 2 or len(set(dims)) != len(dims):
+        raise ValueError("group by one dimension or two different ones")
+    return dims
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def cost_report(
+    *, scope: ReportScope, group_by: str | tuple[str, ...], start: date, end: date
+) -> CostReport:
+    """Spend from ``start`` to ``end`` (inclusive UTC days) grouped by one dimension
+    or two (``"team,model"``: a row per team and model)."""
+    dims = report_dimensions(group_by)
+    keys = _unique(f for d in dims for f in _GROUP_FIELDS[d])
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     # Sessions are not in the roll-up, so a session report reads only the log.
-    settled = set() if group_by == "session" else _settled_days(days)
+    settled = set() if "session" in dims else _settled_days(days)
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     if settled:
         _merge(merged, keys, _rollup_groups(scope, keys, settled))
     live = [d for d in days if d not in settled]
     if live:
-        _merge(merged, keys, _log_groups(scope, keys, group_by, live))
+        _merge(merged, keys, _log_groups(scope, keys, dims, live))
     rows = list(merged.values())
-    _label(rows, group_by)
+    columns = _unique(c for d in dims for c in GROUP_COLUMNS[d])
+    _label(rows, columns)
     rows.sort(
-        key=lambda r: (r["day"],) if group_by == "day" else (-r["cost_usd"], _sort_key(r, keys))
+        key=lambda r: (
+            (r["day"], -r["cost_usd"], _sort_key(r, keys))
+            if "day" in dims
+            else (-r["cost_usd"], _sort_key(r, keys))
+        )
     )
-    columns = GROUP_COLUMNS[group_by] + METRIC_COLUMNS
     totals = {c: sum(r[c] for r in rows) for c in _COUNTS}
     totals["cost_usd"] = sum((r["cost_usd"] for r in rows), usd(0))
     return CostReport(
-        group_by=group_by, start=start, end=end, columns=columns, rows=rows, totals=totals
+        group_by=",".join(dims),
+        start=start,
+        end=end,
+        columns=columns + METRIC_COLUMNS,
+        rows=rows,
+        totals=totals,
     )
 
 
@@ -160,18 +195,18 @@ def _rollup_groups(scope: ReportScope, keys: Iterable[str], days: set[date]) -> 
 
 
 def _log_groups(
-    scope: ReportScope, keys: Iterable[str], group_by: str, days: list[date]
+    scope: ReportScope, keys: Iterable[str], dims: tuple[str, ...], days: list[date]
 ) -> QuerySet[Any]:
     when = Q()
     for first, last in _runs(days):
         when |= Q(created_at__gte=day_bounds(first)[0], created_at__lt=day_bounds(last)[1])
     logs = RequestLog.objects.filter(scope.q(), when)
-    if group_by == "model":
+    if "model" in dims:
         logs = logs.annotate(model=served_model())
-    elif group_by == "day":
+    if "day" in dims:
         logs = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
     extra: dict[str, Any] = {}
-    if group_by == "session":
+    if "session" in dims:
         extra = {"first_seen": Min("created_at"), "last_seen": Max("created_at"), **SESSION_METRICS}
     return logs.values(*keys).annotate(**LOG_METRICS, **extra).order_by()
 
@@ -215,9 +250,8 @@ def _merge(
             row["main_cost_usd"] = row["cost_usd"] - row["subagent_cost_usd"]
 
 
-def _label(rows: list[dict[str, Any]], group_by: str) -> None:
+def _label(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     """Add slugs, names and prefixes, one query per kind of id present."""
-    columns = GROUP_COLUMNS[group_by]
     if "organization" in columns:
         orgs = _lookup(Organization.objects.all(), rows, "organization_id", "slug", "name")
         for r in rows:

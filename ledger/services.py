@@ -57,6 +57,7 @@ def _daily_usage(day: date, group: dict[str, Any]) -> DailyUsage:
         cost_usd=usd(group["cost_units"]),
         unpriced_requests=group["unpriced_requests"],
         errors=group["errors"],
+        refusals=group["refusals"],
     )
 
 

@@ -30,6 +30,7 @@ from ledger.selectors import (
     CostReport,
     cost_report,
     focus_export,
+    report_dimensions,
     session_agents,
 )
 
@@ -37,7 +38,11 @@ MAX_DAYS = 366
 
 
 class ReportInputSerializer(serializers.Serializer):
-    group_by = serializers.ChoiceField(choices=GROUP_BY, default="organization")
+    group_by = serializers.CharField(
+        default="organization",
+        max_length=40,
+        help_text=f"One of {', '.join(GROUP_BY)}, or two of them joined by a comma (team,model).",
+    )
     organization = serializers.SlugField(
         required=False, default=None, help_text="Only this organization's spend."
     )
@@ -62,6 +67,14 @@ class ReportInputSerializer(serializers.Serializer):
             help_text="Last UTC day, inclusive; by default the last of the month of 'from', or of this month.",
         )
         return fields
+
+    def validate_group_by(self, value: str) -> str:
+        try:
+            return ",".join(report_dimensions(value))
+        except ValueError:
+            raise serializers.ValidationError(
+                f"Group by one of {', '.join(GROUP_BY)}, or two different ones joined by a comma."
+            ) from None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # A missing bound falls in the month of the other one, else this month.
@@ -124,7 +137,8 @@ class ReportRowSerializer(serializers.Serializer):
         max_digits=28, decimal_places=10, help_text="Full precision; round only for display."
     )
     unpriced_requests = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    errors = serializers.IntegerField(help_text="Refusals included.")
+    refusals = serializers.IntegerField(help_text="Requests Tollgate refused itself (key, budget, policy, rate limit).")
 
     class Meta:
         ref_name = "CostReportRow"
@@ -145,13 +159,14 @@ class ReportTotalsSerializer(serializers.Serializer):
     cost_usd = serializers.DecimalField(max_digits=28, decimal_places=10)
     unpriced_requests = serializers.IntegerField()
     errors = serializers.IntegerField()
+    refusals = serializers.IntegerField()
 
     class Meta:
         ref_name = "CostReportTotals"
 
 
 class ReportOutputSerializer(serializers.Serializer):
-    group_by = serializers.ChoiceField(choices=GROUP_BY)
+    group_by = serializers.CharField(help_text="The grouping asked for, such as team or team,model.")
     rows = ReportRowSerializer(many=True)
     totals = ReportTotalsSerializer()
 
@@ -168,7 +183,7 @@ class ReportOutputSerializer(serializers.Serializer):
 def _csv_response(report: CostReport, organization: str | None) -> HttpResponse:
     name = "-".join(
         p
-        for p in ("tollgate", report.group_by, organization, f"{report.start}", f"{report.end}")
+        for p in ("tollgate", report.group_by.replace(",", "-"), organization, f"{report.start}", f"{report.end}")
         if p
     )
     response = HttpResponse(content_type="text/csv; charset=utf-8")

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 
 from controlplane.api.urls import IdConverter
-from controlplane.web import budgets, keys, requests, views
+from controlplane.web import budgets, costs, keys, requests, views
 
 register_converter(IdConverter, "id")
 
@@ -17,4 +17,6 @@ urlpatterns = [
     path("requests/", requests.request_list, name="requests"),
     path("requests/export.csv", requests.request_csv, name="requests-csv"),
     path("requests/<str:request_id>/", requests.request_detail, name="request-detail"),
+    path("costs/", costs.cost_page, name="costs"),
+    path("costs/export.csv", costs.cost_csv, name="costs-csv"),
 ]

@@ -28,7 +28,9 @@ def spend(acme, globex, bob, charlie, dave, eve) -> dict[str, Any]:
     The three closed days are rolled up; today is only in the log.
     """
     payments = services.team_create(actor=None, organization=acme, name="Payments")
-    services.membership_set(actor=None, user=charlie, organization=acme, role="developer", team=payments)
+    services.membership_set(
+        actor=None, user=charlie, organization=acme, role="developer", team=payments
+    )
     laptop, _ = services.key_create(
         actor=None, organization=acme, name="charlie laptop", team=payments, user=charlie
     )
@@ -118,6 +120,7 @@ def test_it_labels_team_rows_for_finance(client_for, bob, spend) -> None:
         "cost_usd",
         "unpriced_requests",
         "errors",
+        "refusals",
     ]
     labels = {(r["organization"], r["team"], r["team_name"]): Decimal(r["cost_usd"]) for r in rows}
     assert labels == {
@@ -229,7 +232,22 @@ def test_it_completes_a_range_with_one_bound_to_its_month(client_for, bob) -> No
 @pytest.mark.parametrize(
     ("params", "errors"),
     [
-        ({"group_by": "planet"}, {"group_by": ['"planet" is not a valid choice.']}),
+        (
+            {"group_by": "planet"},
+            {
+                "group_by": [
+                    "Group by one of organization, team, user, key, model, day, session, or two different ones joined by a comma."
+                ]
+            },
+        ),
+        (
+            {"group_by": "team,team"},
+            {
+                "group_by": [
+                    "Group by one of organization, team, user, key, model, day, session, or two different ones joined by a comma."
+                ]
+            },
+        ),
         (
             {"from": "2026-13-01"},
             {"from": ["Date has wrong format. Use one of these formats instead: YYYY-MM-DD."]},
@@ -266,3 +284,34 @@ def test_it_reports_in_a_fixed_number_of_queries(
         with django_assert_max_num_queries(6 + 5):
             response = client.get(COSTS, {**RANGE, "group_by": group_by, "format": "csv"})
         assert response.status_code == 200
+
+
+def test_it_groups_by_two_dimensions_and_still_adds_up(client_for, alice, spend) -> None:
+    body = client_for(alice).get(COSTS, {**RANGE, "group_by": "team,model"}).json()
+    assert body["group_by"] == "team,model"
+    assert {"organization", "team", "team_name", "model", "cost_usd"} <= set(body["rows"][0])
+    groups = {(r["organization"], r["team"], r["model"]): Decimal(r["cost_usd"]) for r in body["rows"]}
+    assert len(groups) == len(body["rows"])
+    assert sum(groups.values()) == log_cost() == Decimal(body["totals"]["cost_usd"])
+    payments = {model: cost for (_, team, model), cost in groups.items() if team == "payments"}
+    assert payments and all(
+        cost == cost_of(team_id=spend["payments"].pk, model_served=model) for model, cost in payments.items()
+    )
+    csv_rows = parse_csv(client_for(alice).get(COSTS, {**RANGE, "group_by": "team,model", "format": "csv"}))
+    assert len(csv_rows) == len(body["rows"])
+
+
+def test_it_counts_refusals_apart(client_for, alice, spend) -> None:
+    RequestLog.objects.bulk_create(
+        [
+            log_row(
+                organization_id=spend["payments"].organization_id,
+                status=402,
+                provider_id=None,
+                created_at=at(DAYS[-1], 7),
+            )
+        ]
+    )
+    totals = client_for(alice).get(COSTS, {**RANGE}).json()["totals"]
+    assert totals["refusals"] == 1
+    assert totals["errors"] >= 1
