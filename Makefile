@@ -9,7 +9,7 @@ CLAUDE := .cache/claude-code/node_modules/.bin/claude
 MCP_SERVERS_VERSION := 2026.8.31
 MCP_SERVERS := .cache/mcp-servers/node_modules/.bin/mcp-server-filesystem
 
-.PHONY: run test bench install lint
+.PHONY: run test bench install lint vendor screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The console's charting library, committed under static/vendor/ (installs are
+# often air-gapped: nothing is loaded from a CDN). `make vendor` fetches the
+# pinned version again from npm, for an upgrade: change the version, run it, commit.
+UPLOT_VERSION := 1.6.32
+vendor:
+	rm -rf .cache/uplot static/vendor/uplot-*
+	mkdir -p .cache/uplot static/vendor/uplot-$(UPLOT_VERSION)
+	cd .cache/uplot && npm pack --silent uplot@$(UPLOT_VERSION) && tar xzf uplot-$(UPLOT_VERSION).tgz
+	cp .cache/uplot/package/dist/uPlot.iife.min.js .cache/uplot/package/dist/uPlot.min.css \
+		.cache/uplot/package/LICENSE static/vendor/uplot-$(UPLOT_VERSION)/
 
 # The real Claude Code CLI for the end-to-end tests, cached outside the venv.
 $(CLAUDE):

@@ -37,3 +37,11 @@ def report_scope(*, user: Any, organization: str | None) -> ReportScope:
     return ReportScope(
         organization_ids=frozenset(whole), own_organization_ids=frozenset(own), user_id=user.pk
     )
+
+
+def own_report_scope(*, user: Any) -> ReportScope:
+    """Only ``user``'s own requests, in every organization they belong to, whatever their role."""
+    org_ids = frozenset(
+        Membership.objects.filter(user=user).values_list("organization_id", flat=True)
+    )
+    return ReportScope(organization_ids=frozenset(), own_organization_ids=org_ids, user_id=user.pk)

@@ -28,7 +28,10 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     if user is None or not user.is_authenticated:
         return {}
     sections = [
-        {"title": "", "items": [_item(request, "Overview", "home")]},
+        {
+            "title": "",
+            "items": [_item(request, "Overview", "home"), _item(request, "My usage", "me")],
+        },
         {
             "title": "Govern",
             "items": [

@@ -1,12 +1,13 @@
 from django.urls import path, register_converter
 
 from controlplane.api.urls import IdConverter
-from controlplane.web import budgets, costs, keys, requests, views
+from controlplane.web import budgets, costs, keys, overview, requests, views
 
 register_converter(IdConverter, "id")
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", overview.overview, name="home"),
+    path("me/", views.my_usage, name="me"),
     path("keys/", keys.key_list, name="keys"),
     path("keys/<id:key_id>/rotate/", keys.key_rotate, name="key-rotate"),
     path("keys/<id:key_id>/disable/", keys.key_disable, name="key-disable"),

@@ -48,7 +48,7 @@ def test_it_signs_in_a_viewer_and_audits_it(dave) -> None:
     browser = Client()
     response = _sign_in(browser, "dave")
     assert response.status_code == 302 and response["Location"] == "/"
-    page = browser.get("/").content.decode()
+    page = browser.get("/me/").content.decode()
     assert "Acme" in page and "Viewer" in page and "dave" in page
     event = AuditEvent.objects.get(action="auth.signin")
     assert (event.actor, event.target_label, event.after) == (dave, "dave", {"method": "password"})
