@@ -18,6 +18,7 @@ ENTRY_POINTS = (
     ("prices", "api-prices"),
     ("routes", "api-routes"),
     ("requests", "api-requests"),
+    ("audit", "api-audit"),
     ("cost_report", "api-report-costs"),
     ("session_report", "api-report-sessions"),
     ("api_tokens", "api-tokens"),

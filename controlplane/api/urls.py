@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
 from controlplane.api.alerts import AlertChannelApi, AlertChannelsApi, AlertDeliveriesApi
+from controlplane.api.audit import AuditEventsApi
 from controlplane.api.auth import ApiTokenApi, ApiTokensApi, TokenCreateApi
 from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
 from controlplane.api.keys import KeyApi, KeyDisableApi, KeyEnableApi, KeyRotateApi, KeysApi
@@ -100,6 +101,7 @@ urlpatterns = [
     path("prices/<path:model>/", PriceSetApi.as_view(), name="api-price-set"),
     path("reports/", include("controlplane.api.reports")),
     path("requests/", RequestsApi.as_view(), name="api-requests"),
+    path("audit/", AuditEventsApi.as_view(), name="api-audit"),
     path("mcp/servers/", McpServersApi.as_view(), name="api-mcp-servers"),
     path("mcp/servers/<id:server_id>/", McpServerApi.as_view(), name="api-mcp-server"),
     path("mcp/servers/<id:server_id>/check/", McpServerCheckApi.as_view(), name="api-mcp-server-check"),

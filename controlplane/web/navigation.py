@@ -33,6 +33,13 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             "items": [_item(request, "Overview", "home"), _item(request, "My usage", "me")],
         },
         {
+            "title": "Observe",
+            "items": [
+                _item(request, "Request log", "requests"),
+                _item(request, "Cost reports", "costs"),
+            ],
+        },
+        {
             "title": "Govern",
             "items": [
                 _item(request, "Keys", "keys"),
@@ -42,6 +49,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         {"title": "Developers", "items": [_item(request, "REST API", "api-swagger")]},
     ]
     if user.is_superuser:
+        sections[1]["items"].append(_item(request, "Audit log", "audit"))
         sections.append(
             {"title": "Platform", "items": [_item(request, "Django admin", "admin:index")]}
         )

@@ -1,9 +1,7 @@
-from django.urls import path, register_converter
+from django.urls import path
 
-from controlplane.api.urls import IdConverter
-from controlplane.web import budgets, costs, keys, overview, requests, views
+from controlplane.web import audit, budgets, costs, keys, overview, requests, views
 
-register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", overview.overview, name="home"),
@@ -20,4 +18,5 @@ urlpatterns = [
     path("requests/<str:request_id>/", requests.request_detail, name="request-detail"),
     path("costs/", costs.cost_page, name="costs"),
     path("costs/export.csv", costs.cost_csv, name="costs-csv"),
+    path("audit/", audit.audit_page, name="audit"),
 ]

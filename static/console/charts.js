@@ -2,7 +2,7 @@
 (function () {
   const data = JSON.parse(document.getElementById("chart-data").textContent);
   const palette = ["#3450a1", "#e07b39", "#2a9d8f", "#b5179e", "#8ab17d", "#e9c46a", "#6c757d"];
-  const dollars = (v) => v == null ? "" : "$" + (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(2) : v.toFixed(4));
+  const dollars = (v) => v == null ? "" : v === 0 ? "$0" : "$" + (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(2) : v.toFixed(4));
   function draw(id, chart) {
     const el = document.getElementById(id);
     if (!el) return;
