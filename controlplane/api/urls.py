@@ -16,6 +16,7 @@ from controlplane.api.mcp import (
     McpServerCheckApi,
     McpServersApi,
 )
+from controlplane.api.members import MemberApi
 from controlplane.api.organizations import OrganizationApi, OrganizationsApi
 from controlplane.api.prices import PricesApi, PriceSetApi
 from controlplane.api.providers import ProviderCredentialApi, ProviderCredentialsApi, ProvidersApi
@@ -65,6 +66,7 @@ urlpatterns = [
         name="api-team",
     ),
     path("organizations/<slug:slug>/keys/", KeysApi.as_view(), name="api-keys"),
+    path("organizations/<slug:slug>/members/<str:username>/", MemberApi.as_view(), name="api-member"),
     path("organizations/<slug:slug>/budgets/", BudgetsApi.as_view(), name="api-budgets"),
     path("organizations/<slug:slug>/rate-limits/", RateLimitsApi.as_view(), name="api-rate-limits"),
     path("organizations/<slug:slug>/alert-channels/", AlertChannelsApi.as_view(), name="api-alert-channels"),

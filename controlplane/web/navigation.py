@@ -44,6 +44,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             "items": [
                 _item(request, "Keys", "keys"),
                 _item(request, "Budgets and limits", "budgets"),
+                _item(request, "Teams and people", "people"),
             ],
         },
         {"title": "Developers", "items": [_item(request, "REST API", "api-swagger")]},

@@ -1,7 +1,6 @@
 from django.urls import path
 
-from controlplane.web import audit, budgets, costs, keys, overview, requests, views
-
+from controlplane.web import audit, budgets, costs, keys, overview, people, requests, views
 
 urlpatterns = [
     path("", overview.overview, name="home"),
@@ -19,4 +18,8 @@ urlpatterns = [
     path("costs/", costs.cost_page, name="costs"),
     path("costs/export.csv", costs.cost_csv, name="costs-csv"),
     path("audit/", audit.audit_page, name="audit"),
+    path("people/", people.people_page, name="people"),
+    path("people/add/", people.member_add, name="member-add"),
+    path("people/teams/add/", people.team_add, name="team-add"),
+    path("people/<str:username>/", people.member_set, name="member-set"),
 ]

@@ -15,6 +15,7 @@ PAGES = [
     ("budgets", "/budgets/"),
     ("requests", "/requests/"),
     ("costs", "/costs/?org=acme&first=team&second=model"),
+    ("people", "/people/"),
     ("audit", "/audit/"),
     ("api-docs", "/api/v1/schema/swagger/"),
 ]
