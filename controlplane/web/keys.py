@@ -32,7 +32,9 @@ DEFAULT_GRACE_HOURS = 24
 
 class KeyCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
-    user = forms.ChoiceField(required=False, label="Owner")
+    # Free text behind a select: whom a key may go to is the access layer's
+    # answer (a developer naming someone else gets the API's 403), not the form's.
+    user = forms.CharField(required=False, max_length=150, label="Owner", widget=forms.Select)
     team = forms.ChoiceField(required=False)
     allowed_models = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     expires_on = forms.DateField(
@@ -48,11 +50,11 @@ class KeyCreateForm(forms.Form):
                 .select_related("user")
                 .order_by("user__username")
             )
-            self.fields["user"].choices = [("", "(no one: a service key)")] + [
+            self.fields["user"].widget.choices = [("", "(no one: a service key)")] + [
                 (m.user.username, m.user.username) for m in members
             ]
         else:
-            self.fields["user"].choices = [(org_access.user.username, org_access.user.username)]
+            self.fields["user"].widget.choices = [(org_access.user.username, org_access.user.username)]
         teams = [(t.slug, t.name) for t in selectors.team_list(organization=org)]
         self.fields["team"].choices = [("", "The owner's team")] + teams
         self.fields["allowed_models"].choices = [(m, m) for m in known_models(org)]

@@ -49,9 +49,9 @@ def test_it_lets_a_developer_create_only_their_own_key(bob, charlie) -> None:
     browser = _browser(charlie)
     assert browser.post(KEYS, {"org": "acme", "name": "mine", "user": "charlie"}).status_code == 201
     assert VirtualKey.objects.get(name="mine").user == charlie
-    # A developer's owner list holds only themselves: naming someone else is a form error.
+    # A developer's owner list holds only themselves; naming someone else anyway is refused.
     response = browser.post(KEYS, {"org": "acme", "name": "for bob", "user": "bob"})
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert not VirtualKey.objects.filter(name="for bob").exists()
 
 
