@@ -52,6 +52,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/mcp_gateway.py
 
+# A picture of every console page (chromium at 1280 px, a month of made-up
+# traffic) into docs/screenshots/, from the browser tests that visit them.
+screenshots: $(STAMP)
+	TOLLGATE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots env -u DATABASE_URL -u REDIS_URL \
+		$(BIN)/python -m pytest tests/controlplane/web/test_console_pages.py \
+		tests/controlplane/web/test_console_browser.py -q
+
 lint: $(STAMP)
 	$(BIN)/python -m ruff check controlplane governance audit ledger dataplane tests bench
 	$(BIN)/python -m mypy dataplane
