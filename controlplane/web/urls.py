@@ -1,6 +1,16 @@
 from django.urls import path
 
-from controlplane.web import audit, budgets, costs, keys, overview, people, requests, views
+from controlplane.web import (
+    audit,
+    budgets,
+    costs,
+    keys,
+    overview,
+    people,
+    providers,
+    requests,
+    views,
+)
 
 urlpatterns = [
     path("", overview.overview, name="home"),
@@ -22,4 +32,7 @@ urlpatterns = [
     path("people/add/", people.member_add, name="member-add"),
     path("people/teams/add/", people.team_add, name="team-add"),
     path("people/<str:username>/", people.member_set, name="member-set"),
+    path("providers/", providers.provider_page, name="providers"),
+    path("providers/<id:provider_id>/credential/", providers.provider_credential, name="provider-credential"),
+    path("providers/prices/<id:price_id>/", providers.price_edit, name="price-edit"),
 ]

@@ -17,6 +17,7 @@ PAGES = [
     ("costs", "/costs/?org=acme&first=team&second=model"),
     ("people", "/people/"),
     ("audit", "/audit/"),
+    ("providers", "/providers/"),
     ("api-docs", "/api/v1/schema/swagger/"),
 ]
 
