@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -59,10 +59,12 @@ def percent(value: Any) -> str:
 
 
 @register.filter
-def ago(value: datetime | None) -> str:
-    """'3 minutes ago', 'in 2 days'; 'never' for none."""
+def ago(value: datetime | date | None) -> str:
+    """'3 minutes ago', 'in 2 days'; 'never' for none; a bare day as 'on Nov 30'."""
     if value is None:
         return "never"
+    if not isinstance(value, datetime):
+        return f"on {value:%b} {value.day}"
     if value > timezone.now():
         return f"in {timeuntil(value).split(',')[0]}"
     return f"{timesince(value).split(',')[0]} ago"

@@ -6,7 +6,7 @@ person sees and may change, and the same services write, audit and publish.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
@@ -24,7 +24,7 @@ from controlplane.web.scope import page_scope
 from governance import access, selectors, services
 from governance.models import Membership, ModelPrice, Route, VirtualKey
 from ledger.access import report_scope
-from ledger.models import RequestLog
+from ledger.models import DailyUsage, RequestLog
 from ledger.selectors import cost_report
 
 DEFAULT_GRACE_HOURS = 24
@@ -54,7 +54,9 @@ class KeyCreateForm(forms.Form):
                 (m.user.username, m.user.username) for m in members
             ]
         else:
-            self.fields["user"].widget.choices = [(org_access.user.username, org_access.user.username)]
+            self.fields["user"].widget.choices = [
+                (org_access.user.username, org_access.user.username)
+            ]
         teams = [(t.slug, t.name) for t in selectors.team_list(organization=org)]
         self.fields["team"].choices = [("", "The owner's team")] + teams
         self.fields["allowed_models"].choices = [(m, m) for m in known_models(org)]
@@ -72,17 +74,7 @@ def known_models(org: Any) -> list[str]:
 def _key_rows(
     org_access: access.OrganizationAccess, keys: list[VirtualKey]
 ) -> list[dict[str, Any]]:
-    ids = [k.pk for k in keys]
-    last_used = (
-        dict(
-            RequestLog.objects.filter(key_id__in=ids)
-            .values("key_id")
-            .annotate(last=Max("created_at"))
-            .values_list("key_id", "last")
-        )
-        if ids
-        else {}
-    )
+    last_used = _last_used([k.pk for k in keys])
     today = timezone.now().date()
     report = cost_report(
         scope=report_scope(user=org_access.user, organization=org_access.organization.slug),
@@ -103,6 +95,28 @@ def _key_rows(
         }
         for k in keys
     ]
+
+
+def _last_used(ids: list[int]) -> dict[int, datetime | date]:
+    """When each key was last used: the instant, from the last two days of the log;
+    before that the day, from the roll-up (a key's whole history is too long to scan)."""
+    if not ids:
+        return {}
+    since = timezone.now() - timedelta(days=2)
+    recent = (
+        RequestLog.objects.filter(key_id__in=ids, created_at__gte=since)
+        .values("key_id")
+        .annotate(last=Max("created_at"))
+        .values_list("key_id", "last")
+    )
+    found: dict[int, datetime | date] = dict(recent)
+    older = [i for i in ids if i not in found]
+    if older:
+        days = (
+            DailyUsage.objects.filter(key_id__in=older).values("key_id").annotate(last=Max("day"))
+        )
+        found |= {row["key_id"]: row["last"] for row in days}
+    return found
 
 
 def _state(key: VirtualKey, now: datetime) -> str:

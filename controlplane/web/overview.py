@@ -79,10 +79,10 @@ def overview(request: HttpRequest) -> HttpResponse:
     spent_today = sum((r["cost_usd"] for r in by_team.rows if r["day"] == today), Decimal(0))
     top_users = cost_report(scope=reader, group_by="user", start=first, end=today).rows[:TOP]
     top_keys = cost_report(scope=reader, group_by="key", start=first, end=today).rows[:TOP]
-    week = today - timedelta(days=6)
+    # Sessions are not rolled up: today's, read from the log.
     top_sessions = [
         r
-        for r in cost_report(scope=reader, group_by="session", start=week, end=today).rows
+        for r in cost_report(scope=reader, group_by="session", start=today, end=today).rows
         if r["session_id"]
     ][:TOP]
 

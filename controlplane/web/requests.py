@@ -94,11 +94,24 @@ class RequestFilterForm(forms.Form):
             provider=v.get("provider") or None,
             status=v.get("status") or None,
             session=v.get("session") or None,
-            since=datetime.combine(v["since"], time.min, tzinfo=UTC) if v.get("since") else None,
+            since=datetime.combine(v["since"], time.min, tzinfo=UTC)
+            if v.get("since")
+            else _default_since(v),
             until=datetime.combine(v["until"], time.min, tzinfo=UTC) + timedelta(days=1)
             if v.get("until")
             else None,
         )
+
+
+DEFAULT_WINDOW = timedelta(hours=24)
+
+
+def _default_since(values: dict[str, Any]) -> datetime | None:
+    """Without dates (or a session to follow), the last 24 hours: a year of log is
+    for the cost reports, which read the roll-up."""
+    if values.get("until") or values.get("session"):
+        return None
+    return timezone.now() - DEFAULT_WINDOW
 
 
 def _filtered(request: HttpRequest) -> tuple[Any, RequestFilterForm | None, Any]:
@@ -115,7 +128,7 @@ def _filtered(request: HttpRequest) -> tuple[Any, RequestFilterForm | None, Any]
     flt = (
         form.request_filter(org_access.organization)
         if form.is_valid()
-        else RequestFilter(organization=org_access.organization)
+        else RequestFilter(organization=org_access.organization, since=_default_since({}))
     )
     rows = request_log_rows(
         scope=report_scope(user=request.user, organization=org_access.organization.slug), flt=flt
