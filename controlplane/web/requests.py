@@ -184,7 +184,9 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         raise Http404("No such request.")
     (presented,) = _present([row])
     return render(
-        request, "console/request_detail.html", {"title": "Request", **scope.context(), **presented}
+        request,
+        "console/request_detail.html",
+        {"title": "Request", **scope.context(), "p": presented, "row": presented["row"]},
     )
 
 
@@ -206,7 +208,11 @@ def request_csv(request: HttpRequest) -> HttpResponse:
         target_type="ledger.requestlog",
         target_id=scope.organization.slug,
         target_label=f"request log of {scope.organization.slug}",
-        after={"format": "csv", "organization": scope.organization.slug, "filters": dict(request.GET.items())},
+        after={
+            "format": "csv",
+            "organization": scope.organization.slug,
+            "filters": dict(request.GET.items()),
+        },
     )
 
     def lines() -> Iterator[str]:

@@ -111,6 +111,8 @@ def test_it_shows_one_requests_detail(acme, bob, charlie, eve) -> None:
     row = RequestLog.objects.get(session_id="s-1")
     page = _browser(bob).get(f"/requests/{row.request_id}/").content.decode()
     assert "charlie laptop" in page and "s-1" in page and "$0.012346" in page
+    # The row's user is not the signed-in one: the top bar still names bob.
+    assert '<span class="who">bob' in page and "charlie</td>" in page
     assert _browser(eve).get(f"/requests/{row.request_id}/").status_code == 404
 
 
