@@ -31,6 +31,10 @@ def _state_in_tmp(settings: Any) -> None:
 def test_it_moves_the_team_bar_and_logs_a_gateway_request(
     console, gateway, world, publish, ledger
 ) -> None:
+    # A browser test before this one may have flushed the shipped prices (transactional tests).
+    services.price_set(
+        actor=world.alice, model="claude-sonnet-4-6", input_per_mtok=Decimal("3"), output_per_mtok=Decimal("15")
+    )
     budget = services.budget_set(
         actor=world.alice, level="team", organization=world.acme, team=world.payments,
         amount_usd=Decimal("0.01"), period="monthly",
