@@ -103,7 +103,7 @@ def test_it_cuts_a_stream_past_the_budget_with_a_google_error(gateway, world, pu
     assert streamed.status_code == 200
     chunks = sse_chunks(streamed)
     *answer, last = chunks
-    assert "word100 " in "".join(p.get("text", "") for c in answer for cand in c.get("candidates", []) for p in cand["content"]["parts"])
+    assert "word1 " in "".join(p.get("text", "") for c in answer for cand in c.get("candidates", []) for p in cand["content"]["parts"])
     assert last["error"]["code"] == 402 and "cannot cover more of this answer" in last["error"]["message"], last
     (row,) = ledger(1, key_prefix=world.key.prefix)
     assert row.status == 402 and row.error_type == "budget_exhausted" and row.cost_usd > 0
