@@ -414,9 +414,17 @@ class Gateway:
                     send, x, GatewayError(500, "Tollgate hit an internal error; it has been logged."), record=x.key is not None
                 )
                 return
-        self.events.emit(x.event(self.holder.current))
+        self.record(x)
         self.metrics.inc("tollgate_requests_total", endpoint=endpoint, code=str(x.status))
         await self.settle(x)
+
+    def record(self, x: Exchange) -> None:
+        """Emit the request's usage event, once. The relay records an answer before
+        its last bytes go out, so a worker killed just after serving it still
+        leaves the row of a served request, not of a lost one."""
+        if not x.recorded:
+            x.recorded = True
+            self.events.emit(x.event(self.holder.current))
 
     async def _refuse(self, send: Send, x: Exchange, err: GatewayError, *, record: bool) -> None:
         x.fail(err.status, err.error_type, err.message)

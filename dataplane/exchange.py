@@ -47,6 +47,7 @@ class Exchange:
         "shape",
         "task",
         "revoked",
+        "recorded",
     )
 
     def __init__(self, request_id: str, endpoint: str) -> None:
@@ -84,6 +85,7 @@ class Exchange:
         # The task serving the request, and whether its key was revoked while it streamed.
         self.task: Any = None
         self.revoked = False
+        self.recorded = False  # its usage event has been emitted (Gateway.record)
 
     def fail(self, status: int, error_type: str, message: str) -> None:
         self.status = status

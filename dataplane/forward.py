@@ -211,6 +211,7 @@ async def _attempts(
     x.error_message = message
     x.upstream_ended = gw.clock()
     x.done = True
+    gw.record(x)  # before the answer goes out: a worker killed now leaves the row of an answered request
     await send_response(send, status, headers, body)
 
 
@@ -292,6 +293,12 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
                     x.first_byte = gw.clock()
                 out = adapter.feed(chunk)
                 if out:
+                    if adapter.usage.stop_reason and not x.recorded:
+                        # The provider has finished and its usage is final: on record
+                        # before the end reaches the client (Gateway.record).
+                        x.usage = adapter.usage
+                        x.upstream_ended = gw.clock()
+                        gw.record(x)
                     if meter is not None:
                         need = meter.need(out, adapter.usage)
                         if need and not await gw.top_up(x, need):
@@ -367,4 +374,5 @@ async def _relay(gw: Gateway, send: Send, x: Exchange, module: Any, response: ai
         else:
             body = anthropic_error_body("api_error", message, x.request_id)
     x.done = True
+    gw.record(x)  # before the answer goes out: a worker killed now leaves the row of a served request
     await send_response(send, status, headers, body)
