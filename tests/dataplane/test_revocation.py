@@ -29,7 +29,7 @@ def status(worker: GatewayProcess, secret: str) -> int:
 
 
 # Real commits, so the API's on-commit publish runs exactly as in production.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_revokes_a_key_on_every_worker_within_a_second(world, two_workers, publish):
     publish(*two_workers)
     assert [status(w, world.secret) for w in two_workers] == [200, 200]
@@ -64,7 +64,7 @@ def test_it_reloads_on_the_change_notice_before_the_next_poll(world, state_dir):
         worker.stop()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_cuts_a_revoked_keys_streams_within_a_second(world, gateway, publish, anthropic_upstream, ledger):
     import threading
 
@@ -97,7 +97,7 @@ def test_it_cuts_a_revoked_keys_streams_within_a_second(world, gateway, publish,
     assert row.error_type == "key_revoked" and row.status == 401
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_refuses_a_deactivated_users_keys_on_every_worker_within_a_second(world, two_workers, publish):
     second, second_secret = world.new_key("charlie ci")
     publish(*two_workers)
