@@ -48,7 +48,8 @@ def test_it_moves_the_team_bar_and_logs_a_gateway_request(
         f"{gateway.url}/v1/messages", json=BODY, headers={"x-api-key": world.secret}, timeout=20
     )
     assert answer.status_code == 200, answer.text
-    (logged,) = ledger(1)
+    # By key: an earlier test's late usage events may still be in this session's stream.
+    (logged,) = ledger(1, key_id=world.key.pk)
     # The bar refreshes itself (htmx, every 5 s): no reload.
     shown = f"${logged.cost_usd:.4f}"
     row.locator(".spent-usd", has_text=shown).wait_for(timeout=15_000)
