@@ -74,6 +74,9 @@ TARGET_CPU_US = 400
 TARGET_GOVERNED_CPU_US = 300
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PLAIN, GOVERNED, STREAMING = "non-streaming", "non-streaming, budgets on", "streaming"
+GOVERNED_STREAMING = "streaming, budgets on"
+# Each governed scenario and the plain one it is measured against (same request).
+BUDGETS_OFF = {GOVERNED: PLAIN, GOVERNED_STREAMING: STREAMING}
 TARGET_P99_OVERHEAD_MS = 5.0
 RESULTS_MARKER = "<!-- results: everything below this line is rewritten by bench/run.py -->"
 
@@ -757,6 +760,28 @@ def rss_phase(h: Harness, wrk: str, plan: Plan, gateway: Target, rps: float) -> 
 # --- report ---------------------------------------------------------------------
 
 
+def governed_scenario(
+    h: Harness, wrk: str, plan: Plan, world: World, scenarios: dict[str, Any], label: str
+) -> dict[str, Any]:
+    """The governed key through the gateway; its direct figures are the plain
+    scenario's (same request, same upstream), not measured again."""
+    plain = BUDGETS_OFF[label]
+    res = scenario(h, wrk, plan, label, (world.governed,), plain == STREAMING)
+    for kind in ("openloop", "wrk"):
+        res[kind] = {"direct": scenarios[plain][kind]["direct"], **res[kind]}
+    refused = {
+        k: v
+        for k, v in res["openloop"]["gateway"]["statuses"].items()
+        if k in ("402", "429", "503")
+    }
+    if refused or res["wrk"]["gateway"]["status"]:
+        log(
+            f"  the governed key was refused during {label}: {refused}, "
+            f"wrk non-2xx {res['wrk']['gateway']['status']}"
+        )
+    return res
+
+
 def fmt(v: float | None, digits: int = 2) -> str:
     return "–" if v is None else f"{v:,.{digits}f}"
 
@@ -792,16 +817,17 @@ def table(results: dict[str, Any], plan: Plan) -> str:
         return "–" if a is None or b is None else f"{a - b:+,.0f}"
 
     scenarios = results["scenarios"]
-    for label in (PLAIN, GOVERNED, STREAMING):
+    for label in (PLAIN, GOVERNED, STREAMING, GOVERNED_STREAMING):
         sc = scenarios[label]
+        streaming = label in (STREAMING, GOVERNED_STREAMING)
         ol_d, ol_g = sc["openloop"]["direct"], sc["openloop"]["gateway"]
         wk_d, wk_g = sc["wrk"]["direct"], sc["wrk"]["gateway"]
         rows: list[tuple[str, str, str, str, str]] = []
-        if label == STREAMING:
+        if streaming:
             for p in ("p50", "p99"):
                 d, g = ol_d["ttfb_ms"][p], ol_g["ttfb_ms"][p]
                 rows.append((f"first byte {p} @ {rate} (ms)", fmt(d), fmt(g), diff(d, g), ""))
-        name = "full response" if label == STREAMING else "latency"
+        name = "full response" if streaming else "latency"
         for p in ("p50", "p99"):
             d, g = ol_d["latency_ms"][p], ol_g["latency_ms"][p]
             target = ""
@@ -836,8 +862,8 @@ def table(results: dict[str, Any], plan: Plan) -> str:
                 cpu_target(label, cpu_wk),
             )
         )
-        if label == GOVERNED:
-            off = scenarios[PLAIN]
+        if label in BUDGETS_OFF:
+            off = scenarios[BUDGETS_OFF[label]]
             for where, on_v, off_v in (
                 (f"@ {rate}", cpu_ol, off["openloop"]["gateway"]["cpu_us_per_req"]),
                 ("at max throughput", cpu_wk, off["wrk"]["gateway"]["cpu_us_per_req"]),
@@ -878,8 +904,8 @@ def notes(results: dict[str, Any]) -> str:
     out = []
     for label, sc in results["scenarios"].items():
         for name in ("direct", "gateway"):
-            if label == GOVERNED and name == "direct":
-                continue  # the non-streaming direct figures, not measured again
+            if label in BUDGETS_OFF and name == "direct":
+                continue  # the plain scenario's direct figures, not measured again
             ol = sc["openloop"][name]
             wk = sc["wrk"][name]
             bad = ol["scheduled"] - ol["statuses"].get("200", 0)
@@ -977,15 +1003,18 @@ Scenarios:
 
 - **non-streaming** and **streaming** use the *plain* key: no budgets, no
   rate limits, so no admission or settlement step;
-- **non-streaming, budgets on** uses the *governed* key, in an organization,
+- **non-streaming, budgets on** and **streaming, budgets on** use the *governed*
+  key, in an organization,
   team and user of its own: a monthly USD budget at each of the four levels
   (organization, team, user, key) and a request-rate limit on the key, all far
   out of reach, so every request is admitted (one atomic check and reservation
   across four budgets and one window) and settled (four reservations replaced
-  by the actual cost). The run checks it answers 200, not 402/429, before
-  measuring. Its *direct* figures are the non-streaming ones (same request,
+  by the actual cost); a stream also runs the meter that tops the reservation
+  up when the output outgrows it (the Lua scripts per request in the details
+  count those top-ups). The run checks it answers 200, not 402/429, before
+  measuring. Their *direct* figures are the plain scenario's (same request,
   same upstream), and the rows *budgets on − off* give the admission +
-  settlement CPU as the difference from the non-streaming gateway rows.
+  settlement CPU as the difference from the plain gateway rows.
 
 How to read the table:
 
@@ -1147,22 +1176,15 @@ def main() -> int:
         scenarios = results["scenarios"]
         scenarios[PLAIN] = scenario(h, wrk, plan, PLAIN, (direct, gateway), False)
         results["governed_check"] = check_governed(h, world)
-        governed = scenario(h, wrk, plan, GOVERNED, (world.governed,), False)
-        for kind in ("openloop", "wrk"):
-            governed[kind] = {"direct": scenarios[PLAIN][kind]["direct"], **governed[kind]}
-        scenarios[GOVERNED] = governed
-        refused = {
-            k: v
-            for k, v in governed["openloop"]["gateway"]["statuses"].items()
-            if k in ("402", "429", "503")
-        }
-        if refused or governed["wrk"]["gateway"]["status"]:
-            log(
-                f"  the governed key was refused during the run: {refused}, wrk non-2xx {governed['wrk']['gateway']['status']}"
-            )
+        scenarios[GOVERNED] = governed_scenario(h, wrk, plan, world, scenarios, GOVERNED)
         if not gw.alive():
             raise BenchError(f"gateway died:\n{gw.tail()}")
         scenarios[STREAMING] = scenario(h, wrk, plan, STREAMING, (direct, gateway), True)
+        if not gw.alive():
+            raise BenchError(f"gateway died:\n{gw.tail()}")
+        scenarios[GOVERNED_STREAMING] = governed_scenario(
+            h, wrk, plan, world, scenarios, GOVERNED_STREAMING
+        )
         if not gw.alive():
             raise BenchError(f"gateway died:\n{gw.tail()}")
         rps = scenarios[PLAIN]["wrk"]["gateway"]["rps"]
