@@ -160,6 +160,7 @@ INSTALLED_APPS = [
     "governance",
     "audit",
     "ledger",
+    "identity",
 ]
 
 MIDDLEWARE = [
@@ -239,6 +240,12 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL and not env("CELERY_BROKER_URL")
 # above: Redis when set, else this process's memory (the embedded default runs
 # one control-plane process).
 AUTHENTICATION_BACKENDS = ["controlplane.signin.ThrottledModelBackend"]
+# Single sign-on (identity/): identity providers are configured per organization in
+# the console and API; these only bound the calls made to them. Entra's group
+# overage is resolved through Microsoft Graph at this URL.
+SSO_HTTP_TIMEOUT_SECONDS = env_float("TOLLGATE_SSO_HTTP_TIMEOUT_SECONDS", 10.0)
+SSO_METADATA_CACHE_SECONDS = env_int("TOLLGATE_SSO_METADATA_CACHE_SECONDS", 300)
+SSO_GRAPH_URL = env("TOLLGATE_SSO_GRAPH_URL", "https://graph.microsoft.com")
 SIGNIN_WINDOW_SECONDS = env_int("TOLLGATE_SIGNIN_WINDOW_SECONDS", 900)
 SIGNIN_MAX_FAILURES_PER_ACCOUNT = env_int("TOLLGATE_SIGNIN_MAX_FAILURES_PER_ACCOUNT", 10)
 SIGNIN_MAX_FAILURES_PER_ADDRESS = env_int("TOLLGATE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 30)

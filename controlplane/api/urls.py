@@ -6,6 +6,12 @@ from controlplane.api.alerts import AlertChannelApi, AlertChannelsApi, AlertDeli
 from controlplane.api.audit import AuditEventsApi
 from controlplane.api.auth import ApiTokenApi, ApiTokensApi, TokenCreateApi
 from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
+from controlplane.api.identity_providers import (
+    GroupMappingApi,
+    GroupMappingsApi,
+    IdentityProviderApi,
+    IdentityProvidersApi,
+)
 from controlplane.api.keys import KeyApi, KeyDisableApi, KeyEnableApi, KeyRotateApi, KeysApi
 from controlplane.api.mcp import (
     McpBundleApi,
@@ -80,6 +86,22 @@ urlpatterns = [
         "organizations/<slug:slug>/routes/",
         OrganizationRoutesApi.as_view(),
         name="api-organization-routes",
+    ),
+    path(
+        "organizations/<slug:slug>/identity-providers/",
+        IdentityProvidersApi.as_view(),
+        name="api-identity-providers",
+    ),
+    path("identity-providers/<id:idp_id>/", IdentityProviderApi.as_view(), name="api-identity-provider"),
+    path(
+        "identity-providers/<id:idp_id>/group-mappings/",
+        GroupMappingsApi.as_view(),
+        name="api-group-mappings",
+    ),
+    path(
+        "identity-providers/<id:idp_id>/group-mappings/<id:mapping_id>/",
+        GroupMappingApi.as_view(),
+        name="api-group-mapping",
     ),
     path("keys/<id:key_id>/", KeyApi.as_view(), name="api-key"),
     path("keys/<id:key_id>/disable/", KeyDisableApi.as_view(), name="api-key-disable"),
