@@ -45,6 +45,10 @@ from typing import Any
 
 NANO = 1_000_000_000
 RESERVATION_TTL = 20 * 60  # longer than the upstream read timeout; a stream's top-ups renew it
+# Seconds a settlement may wait to leave in the same write as the next admission
+# (resp.py): the answer is already out, and its reservation, held that much
+# longer, only errs on the safe side.
+SETTLE_LINGER = 0.002
 DEFAULT_OUTPUT_TOKENS = 2048  # output reserved with nothing learned; a longer answer tops its reservation up
 WARM_SECONDS = 300  # Anthropic's prompt cache lives five minutes past its last use
 DECAY = 0.9  # each request lowers the remembered highs by a tenth, then takes the max
@@ -686,7 +690,7 @@ class RedisCounters:
         if plan.estimate is not None:
             keys += (plan.estimate.stats, plan.estimate.org_stats)
         tail = _observation_args(plan, observed, self.clock())
-        await self.pipe.script(SETTLE_LUA, keys, args + budget_args + window_args + tail)
+        await self.pipe.script(SETTLE_LUA, keys, args + budget_args + window_args + tail, linger=SETTLE_LINGER)
 
     async def release(self, request_id: str, budget_keys: list[str]) -> None:
         """Drop a request's reservations without charging (see RELEASE_LUA)."""

@@ -100,8 +100,11 @@ class RedisPipe:
         self._connecting: asyncio.Future[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._scripts: dict[str, str] = {}
-        # Commands made in one event-loop turn leave in one write (one system call).
+        # Commands made in one event-loop turn leave in one write (one system call);
+        # a lingering command waits a little for company (see ``call``).
         self._outbox: list[bytes] = []
+        self._flushing: asyncio.Handle | None = None
+        self._lingering = False
 
     # --- connection --------------------------------------------------------------
 
@@ -147,6 +150,12 @@ class RedisPipe:
         self._protocol = None
         if current is not None and current.transport is not None:
             current.transport.close()
+        # Commands not yet written belong to the failed calls below: never send them
+        # on the next connection, where their replies would answer someone else.
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        self._outbox = []
         while self.pending:
             future, _ = self.pending.popleft()
             if not future.done():
@@ -172,43 +181,56 @@ class RedisPipe:
 
     # --- commands ------------------------------------------------------------------
 
-    async def call(self, *args: Any) -> Any:
+    async def call(self, *args: Any, linger: float = 0.0) -> Any:
+        """One command's reply. With ``linger`` (seconds) the command may wait that
+        long to leave with others: settlement lingers, so under load it rides in
+        the same write as the next admission instead of a system call of its own
+        (and Redis reads both in one go); a command without linger flushes every
+        lingering one with it at once."""
         protocol = self._protocol or await self._ensure()
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self.pending.append((future, time.monotonic() + self.timeout))
-        if not self._outbox:
-            loop.call_soon(self._flush, protocol)
-        self._outbox.append(pack(*args))
+        future = self._enqueue(protocol, pack(*args), time.monotonic() + self.timeout, linger)
         return await future
 
     async def call_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Several commands in one write; their replies in order."""
         protocol = self._protocol or await self._ensure()
-        loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.timeout
-        futures = []
-        if not self._outbox:
-            loop.call_soon(self._flush, protocol)
-        for args in commands:
-            future = loop.create_future()
-            self.pending.append((future, deadline))
-            self._outbox.append(pack(*args))
-            futures.append(future)
+        futures = [self._enqueue(protocol, pack(*args), deadline, 0.0) for args in commands]
         return list(await asyncio.gather(*futures))
 
+    def _enqueue(self, protocol: _Protocol, data: bytes, deadline: float, linger: float) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending.append((future, deadline))
+        if self._flushing is None:
+            if linger > 0:
+                self._flushing = loop.call_later(linger, self._flush, protocol)
+                self._lingering = True
+            else:
+                self._flushing = loop.call_soon(self._flush, protocol)
+                self._lingering = False
+        elif self._lingering and linger <= 0:
+            self._flushing.cancel()
+            self._flushing = loop.call_soon(self._flush, protocol)
+            self._lingering = False
+        self._outbox.append(data)
+        return future
+
     def _flush(self, protocol: _Protocol) -> None:
+        self._flushing = None
         data, self._outbox = self._outbox, []
+        if not data:
+            return
         if protocol is self._protocol and protocol.transport is not None:
             protocol.transport.write(b"".join(data) if len(data) > 1 else data[0])
 
-    async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
+    async def script(self, source: str, keys: list[str], args: list[Any], linger: float = 0.0) -> Any:
         """EVALSHA, loading the script on first use or after a Redis restart."""
         sha = self._scripts.get(source)
         if sha is None:
             sha = self._scripts[source] = hashlib.sha1(source.encode()).hexdigest()
         try:
-            return await self.call("EVALSHA", sha, len(keys), *keys, *args)
+            return await self.call("EVALSHA", sha, len(keys), *keys, *args, linger=linger)
         except hiredis.ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise

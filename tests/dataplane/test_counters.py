@@ -232,6 +232,56 @@ def test_it_fails_calls_in_flight_on_a_silent_server_and_recovers():
     run(scenario())
 
 
+@needs_redis
+def test_a_lingering_command_leaves_in_the_next_commands_write():
+    from urllib.parse import urlparse
+
+    from dataplane.resp import pack
+
+    async def scenario():
+        # A TCP relay in front of the real server records each write the pipe makes.
+        writes: list[bytes] = []
+        upstream = urlparse(REDIS_URL)
+
+        async def relay(reader, writer):
+            up_reader, up_writer = await asyncio.open_connection(upstream.hostname, upstream.port or 6379)
+
+            async def back():
+                while data := await up_reader.read(65536):
+                    writer.write(data)
+
+            replies = asyncio.ensure_future(back())
+            while data := await reader.read(65536):
+                writes.append(data)
+                up_writer.write(data)
+            replies.cancel()
+            up_writer.close()
+
+        server = await asyncio.start_server(relay, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        netloc = upstream.netloc.rsplit("@", 1)[0] + "@" if "@" in upstream.netloc else ""
+        pipe = RedisPipe(upstream._replace(netloc=f"{netloc}127.0.0.1:{port}").geturl())
+        await pipe.call("PING")
+        writes.clear()
+
+        settled = asyncio.ensure_future(pipe.call("ECHO", "settle", linger=0.5))
+        await asyncio.sleep(0.05)
+        assert writes == []  # still waiting for company
+        assert await pipe.call("ECHO", "admit") == b"admit"
+        assert await settled == b"settle"
+        assert writes == [pack("ECHO", "settle") + pack("ECHO", "admit")]
+
+        writes.clear()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await pipe.call("ECHO", "alone", linger=0.05) == b"alone"
+        assert loop.time() - started >= 0.05 and writes == [pack("ECHO", "alone")]
+        await pipe.close()
+        server.close()
+
+    run(scenario())
+
+
 def test_it_reports_an_unreachable_server_quickly():
     async def scenario():
         pipe = RedisPipe("redis://127.0.0.1:9/0", timeout=1)
