@@ -2,22 +2,54 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Every install comes from a lock file (pip-compile --generate-hashes): each
+# package at one version and hash, here, in CI and in the image.
+RUN_LOCK := requirements/run.txt
+TEST_LOCK := requirements/test.txt
+# What running needs (`make run`), and that plus the test extras (`make test`).
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-test
 CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := .cache/claude-code/node_modules/.bin/claude
 # Real MCP servers the MCP gateway's tests run behind Tollgate (streamable HTTP and stdio).
 MCP_SERVERS_VERSION := 2026.8.31
 MCP_SERVERS := .cache/mcp-servers/node_modules/.bin/mcp-server-filesystem
 
-.PHONY: run test bench install lint vendor screenshots
+.PHONY: run test bench install lint lock vendor screenshots
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# --no-deps: nothing the lock does not name comes in, and `pip check` proves
+# it names everything. The project itself is an editable install, built by
+# the locked setuptools.
+$(RUN_STAMP): $(RUN_LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(RUN_LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	touch $@
+
+$(STAMP): $(TEST_LOCK) $(RUN_STAMP)
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(TEST_LOCK)
+	$(BIN)/python -m pip check
+	touch $@
 
 install: $(STAMP)
+
+# After a change to pyproject.toml's dependencies: resolve the lock files
+# again, keeping every pin that still fits (LOCK_ARGS=--upgrade moves them all
+# to the newest). Against the package index alone: a local wheel directory in
+# this machine's pip configuration would put hashes nobody else has in them.
+PIP_COMPILE := .cache/pip-tools/bin/pip-compile
+LOCK := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PIP_COMPILE) -q --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+$(PIP_COMPILE):
+	$(PYTHON) -m venv .cache/pip-tools
+	.cache/pip-tools/bin/python -m pip install -q pip-tools==7.7.0
+
+lock: $(PIP_COMPILE)
+	$(LOCK) -o $(RUN_LOCK) pyproject.toml requirements/tools.in
+	$(LOCK) --extra test -c $(RUN_LOCK) -o $(TEST_LOCK) pyproject.toml requirements/tools.in
 
 # The console's charting library, committed under static/vendor/ (installs are
 # often air-gapped: nothing is loaded from a CDN). `make vendor` fetches the
@@ -41,7 +73,7 @@ $(MCP_SERVERS):
 		@modelcontextprotocol/server-everything@$(MCP_SERVERS_VERSION) \
 		@modelcontextprotocol/server-filesystem@$(MCP_SERVERS_VERSION)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python manage.py migrate --noinput -v 0
 	$(BIN)/python manage.py serve
 
