@@ -161,6 +161,7 @@ INSTALLED_APPS = [
     "audit",
     "ledger",
     "identity",
+    "devicelogin",
 ]
 
 MIDDLEWARE = [
@@ -375,6 +376,14 @@ GATEWAY_PUBLIC_URL = env("TOLLGATE_GATEWAY_URL", "http://127.0.0.1:8080")
 MCP_MAX_RESULT_BYTES = env_int("TOLLGATE_MCP_MAX_RESULT_BYTES", 4 * 1024 * 1024)
 MCP_LIST_WAIT_SECONDS = env_float("TOLLGATE_MCP_LIST_WAIT_SECONDS", 5.0)
 CONTROL_PLANE_PUBLIC_URL = env("TOLLGATE_CONTROL_PLANE_URL", "http://127.0.0.1:8000")
+# Where the data plane passes Claude Code's sign-in calls (device authorization,
+# token, managed settings) that need the database: the control plane as the
+# workers reach it, when that is not its public URL.
+CONTROL_PLANE_INTERNAL_URL = env("TOLLGATE_CONTROL_PLANE_INTERNAL_URL", CONTROL_PLANE_PUBLIC_URL)
+# Lifetime of the bearer a device signed in through the gateway carries, and of
+# the refresh token that renews it (each renewal re-checks the user).
+SIGNIN_ACCESS_SECONDS = env_int("TOLLGATE_SIGNIN_ACCESS_SECONDS", 3600)
+SIGNIN_REFRESH_DAYS = env_int("TOLLGATE_SIGNIN_REFRESH_DAYS", 30)
 # Budgets and rate limits: Redis (the main one unless set apart), or in-process
 # on the embedded default. When it is unreachable: refuse with 503 (the
 # default, so budgets stay hard) or admit and count the lapse in /metrics.

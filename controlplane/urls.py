@@ -15,5 +15,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("metrics", metrics, name="metrics"),
     path("api/v1/", include("controlplane.api.urls")),
+    # Claude Code's sign-in (the data plane relays the client's calls here) and its confirmation page.
+    path("", include("devicelogin.urls")),
     path("", include("controlplane.web.urls")),
 ]

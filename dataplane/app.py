@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from dataplane import anthropic, gemini_ingress, openai_ingress, responses_ingress
+from dataplane import anthropic, gemini_ingress, openai_ingress, responses_ingress, signin
 from dataplane.auth import authenticate
 from dataplane.config import GatewayConfig
 from dataplane.errors import GatewayError, anthropic_error_body, openai_error_body
@@ -32,6 +32,7 @@ from dataplane.limits import (
     MemoryCounters,
     RedisCounters,
     Refusal,
+    billing_refusal_headers,
     org_stats_key,
     plan_for,
     stats_key,
@@ -41,6 +42,7 @@ from dataplane.metrics import Metrics
 from dataplane.refresh import SnapshotHolder
 from dataplane.resp import RedisPipe
 from dataplane.routing import Router
+from dataplane.signin import Bearers
 from dataplane.snapshot import KeyEntry
 
 log = logging.getLogger("tollgate.gateway")
@@ -100,6 +102,7 @@ class Gateway:
         self.redis: Any = None
         self.counters: Any = None
         self.router = Router()
+        self.bearers: Bearers
         # Requests in flight per provider (uid) in this worker, for the concurrency cap.
         self.inflight: dict[str, int] = {}
         # Streams being relayed, by request id: cut when their key is revoked.
@@ -117,6 +120,7 @@ class Gateway:
 
         _request_id.reset()
         self.config = GatewayConfig.from_settings()
+        self.bearers = Bearers(self.config.key_pepper)
         if self.config.redis_url:
             self.redis = _redis(self.config.redis_url)
         connect = self.config.upstream_connect_timeout
@@ -197,7 +201,7 @@ class Gateway:
     # --- requests -----------------------------------------------------------
 
     def authenticate(self, headers: dict[bytes, bytes]) -> KeyEntry:
-        return authenticate(headers, self.holder.current, self.config.key_pepper)
+        return authenticate(headers, self.holder.current, self.config.key_pepper, self.bearers)
 
     async def admit(self, x: Exchange, body_bytes: int, max_tokens: Any, targets: list[Any]) -> None:
         """Reserve against every budget and check every window on the key's chain.
@@ -251,6 +255,12 @@ class Gateway:
             await self.counters.admit(plan, now)
         except Refusal as refusal:
             self.metrics.inc("tollgate_refusals_total", status=str(refusal.status))
+            if key.signin and refusal.step is not None:
+                # A signed-in Claude Code shows this as its own usage-limit message and stops.
+                raise GatewayError(
+                    429, refusal.message, error_type="billing_error", retry=False,
+                    headers=billing_refusal_headers(refusal.step, now),
+                ) from None  # fmt: skip
             headers: tuple[tuple[bytes, bytes], ...] = ()
             if refusal.retry_after is not None:
                 headers = ((b"retry-after", str(refusal.retry_after).encode()),)
@@ -371,6 +381,9 @@ class Gateway:
                 route = ROUTES["/v1/models"]
             elif path.startswith("/genai/v1beta/models/"):
                 route = ("POST", "generate_content", gemini_ingress.generate)
+            elif path in signin.PATHS:
+                await signin.serve(self, scope, receive, send, path)
+                return
             else:
                 await self._local(scope, path, send)
                 return

@@ -1,4 +1,6 @@
-"""Authenticate a virtual key against the snapshot: a digest and a dict lookup."""
+"""Authenticate a virtual key against the snapshot: a digest and a dict lookup;
+or the bearer of a device signed in through the gateway (signin.py), whose key
+the snapshot finds by prefix, held to the same checks."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import time
 from typing import Any
 
 from dataplane.errors import GatewayError
+from dataplane.signin import Bearers, looks_like_bearer
 from dataplane.snapshot import KeyEntry, Snapshot
 
 _NO_RETRY: dict[str, Any] = {"retry": False}
@@ -28,7 +31,9 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
     return raw.decode("latin-1") if raw else None
 
 
-def authenticate(headers: dict[bytes, bytes], snapshot: Snapshot, pepper: bytes) -> KeyEntry:
+def authenticate(
+    headers: dict[bytes, bytes], snapshot: Snapshot, pepper: bytes, bearers: Bearers | None = None
+) -> KeyEntry:
     token = presented_key(headers)
     if token is None:
         raise GatewayError(
@@ -37,6 +42,8 @@ def authenticate(headers: dict[bytes, bytes], snapshot: Snapshot, pepper: bytes)
             "your platform admin gave you.",
             **_NO_RETRY,
         )
+    if bearers is not None and looks_like_bearer(token):
+        return _signed_in(token, snapshot, bearers)
     digest = hmac.new(pepper, token.encode("latin-1"), hashlib.sha256).hexdigest()
     key = snapshot.keys.get(digest)
     shown = token[:11] + "…" if token.startswith("tg-") else "the key sent"
@@ -47,6 +54,28 @@ def authenticate(headers: dict[bytes, bytes], snapshot: Snapshot, pepper: bytes)
             "admin for a new key.",
             **_NO_RETRY,
         )
+    return _usable(key)
+
+
+def _signed_in(token: str, snapshot: Snapshot, bearers: Bearers) -> KeyEntry:
+    prefix, why = bearers.key_prefix(token, time.time())
+    if prefix is None:
+        if why == "expired":
+            message = "Your Tollgate sign-in has expired. Run /login again."
+        else:
+            message = "Tollgate does not recognise this sign-in. Run /login again."
+        raise GatewayError(401, message, **_NO_RETRY)
+    key = snapshot.by_prefix.get(prefix)
+    if key is None:
+        raise GatewayError(401, "This device was signed out of Tollgate. Run /login again.", **_NO_RETRY)
+    if not key.active and key.owner_active:
+        raise GatewayError(
+            401, "This device was signed out of Tollgate. Run /login again.", key=key, **_NO_RETRY
+        )
+    return _usable(key)
+
+
+def _usable(key: KeyEntry) -> KeyEntry:
     if not key.active:
         if not key.owner_active:
             raise GatewayError(

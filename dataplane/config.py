@@ -25,6 +25,7 @@ class GatewayConfig:
     key_pepper: bytes
     counters_url: str
     counters_fail_open: bool
+    control_plane_url: str = ""
 
     @classmethod
     def from_settings(cls) -> GatewayConfig:
@@ -48,4 +49,5 @@ class GatewayConfig:
             key_pepper=settings.KEY_PEPPER,
             counters_url=settings.COUNTERS_REDIS_URL,
             counters_fail_open=settings.COUNTERS_FAIL_OPEN,
+            control_plane_url=settings.CONTROL_PLANE_INTERNAL_URL.rstrip("/"),
         )

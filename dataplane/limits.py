@@ -215,12 +215,16 @@ class Plan:
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, message: str, retry_after: int | None = None, level: str = "") -> None:
+    def __init__(
+        self, status: int, message: str, retry_after: int | None = None, level: str = "", step: BudgetStep | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after = retry_after
         self.level = level
+        # The budget that refused, if one did.
+        self.step = step
 
 
 class _Periods:
@@ -308,7 +312,9 @@ def budget_refusal(step: BudgetStep, spent: int = -1, reserved: int = 0, need: i
     budget = f"{rule.label} {rule.period} budget of {_usd(rule.amount_nano)}"
     left = rule.amount_nano - spent
     if spent < 0 or left <= 0:
-        return Refusal(402, f"{budget} is used up; resets {resets}. Ask your platform admin to raise it.", level=rule.label)
+        return Refusal(
+            402, f"{budget} is used up; resets {resets}. Ask your platform admin to raise it.", level=rule.label, step=step
+        )
     held = f" ({_usd(reserved)} of it held by requests still running)" if reserved > 0 else ""
     message = (
         f"{budget} has {_usd(left)} left{held}, less than this request may cost (about {_usd(need)}); "
@@ -318,7 +324,7 @@ def budget_refusal(step: BudgetStep, spent: int = -1, reserved: int = 0, need: i
         message += " Retry when the running requests finish, or ask your platform admin to raise it."
     else:
         message += " Ask your platform admin to raise it."
-    return Refusal(402, message, level=rule.label)
+    return Refusal(402, message, level=rule.label, step=step)
 
 
 WARN_AT = (0.95, 0.75)  # the thresholds at which Claude Code prints its usage notice
@@ -350,6 +356,26 @@ def usage_headers(plan: Plan) -> list[tuple[bytes, bytes]]:
     if step.rule.level in ("team", "organization"):
         headers.append((_UNIFIED + b"overage-scope", b"group_pool"))
     return headers
+
+
+def billing_refusal_headers(step: BudgetStep, now: float) -> tuple[tuple[bytes, bytes], ...]:
+    """The 429 a signed-in Claude Code shows as its own "usage limit reached"
+    message and does not retry (CLAUDE-CODE-SIGNIN.md). ``representative-claim``
+    and ``overage-status`` stay off: with them the client replaces our message."""
+    reset = str(int(step.end)).encode()
+    headers = [
+        (b"retry-after", str(max(1, int(step.end - now))).encode()),
+        (_UNIFIED + b"status", b"rejected"),
+        (_UNIFIED + b"reset", reset),
+        (_UNIFIED + b"overage-reset", reset),
+        (_UNIFIED + b"overage-utilization", b"1"),
+        (_UNIFIED + b"overage-surpassed-threshold", b"1"),
+        (_UNIFIED + b"overage-period", step.rule.period.encode()),
+        (_UNIFIED + b"overage-disabled-reason", b"org_spend_cap_reached"),
+    ]
+    if step.rule.level in ("team", "organization"):
+        headers.append((_UNIFIED + b"overage-scope", b"group_pool"))
+    return tuple(headers)
 
 
 def cut_message(step: BudgetStep) -> str:

@@ -55,6 +55,9 @@ class KeyEntry:
     owner_active: bool = True
     # "<id>.<created ms>": ids can be reused (SQLite); what is learned per organization must not be.
     organization_uid: str = ""
+    # A key a device signed in through the gateway stands on (devicelogin/):
+    # only its bearer uses it, and refusals take Claude Code's sign-in shapes.
+    signin: bool = False
 
     def allows(self, model: str) -> bool:
         return all(pattern.match(model) is not None for pattern in self.allowed)
@@ -144,6 +147,8 @@ class Snapshot:
     # Providers that bill other than list price, by provider id.
     provider_prices: dict[int, ProviderPrices] = field(default_factory=dict)
     _price_cache: dict[str, Price | None] = field(default_factory=dict)
+    # Every key by its prefix: how a signed-in device's bearer names its key (signin.py).
+    by_prefix: dict[str, KeyEntry] = field(default_factory=dict)
 
     def price_for(self, model: str, provider_id: int | None = None) -> Price | None:
         """The price of ``model`` as ``provider_id`` bills it (list price without one)."""
@@ -259,6 +264,7 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
     budgets, limits, names = _rules(doc)
     orgs, teams = names["orgs"], names["teams"]
     keys: dict[str, KeyEntry] = {}
+    by_prefix: dict[str, KeyEntry] = {}
     now = time.time()
     for k in doc.get("keys", []):
         org_id = k["organization_id"]
@@ -288,8 +294,10 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
             limits=tuple(r for t in chain for r in limits.get(t, ())),
             owner_active=k.get("user_active", True),
             organization_uid=f"{org_id}.{int(orgs.get(org_id, {}).get('created_at', 0) * 1000)}",
+            signin=bool(k.get("signin")),
         )
         keys[k["digest"]] = entry
+        by_prefix[entry.prefix] = entry
         previous = k.get("previous_digest")
         grace = k.get("previous_valid_until")
         if previous and grace and grace > now:
@@ -344,6 +352,7 @@ def parse(doc: dict[str, Any], unseal: Any) -> Snapshot:
         providers_by_name={p.name: p for p in providers.values()},
         variants=variants,
         mcp=parse_mcp(doc.get("mcp") or {}, unseal),
+        by_prefix=by_prefix,
     )
 
 

@@ -11,11 +11,12 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
 from dataplane.limits import period_bounds
 from dataplane.snapshot import CHANGE_GROUP, store_from_settings
+from devicelogin.models import DeviceSignin
 from governance.models import (
     Budget,
     BudgetSpend,
@@ -94,8 +95,10 @@ def snapshot_build() -> dict[str, Any]:
                 "user_id": k.user_id,
                 "team_id": k.team_id,
                 "organization_id": k.organization_id,
+                "signin": k.signin,
             }
-            for k in VirtualKey.objects.all().order_by("id")
+            # Keys of devices signed in through the gateway (devicelogin/) say so.
+            for k in VirtualKey.objects.annotate(signin=Exists(DeviceSignin.objects.filter(key=OuterRef("pk")))).order_by("id")
         ]
         providers = [
             {

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DeviceLoginConfig(AppConfig):
+    name = "devicelogin"
+    verbose_name = "Claude Code sign-in"
