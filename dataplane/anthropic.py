@@ -65,7 +65,8 @@ def _check_model(key: KeyEntry, model: str) -> None:
     if not key.allows(model):
         allowed = "; ".join(key.allowed_models)
         raise GatewayError(
-            403,
+            # A signed-in Claude Code takes a 400 naming the model as "pick another one".
+            400 if key.signin else 403,
             f"Model '{model}' is not allowed for Tollgate key {key.prefix}…; allowed: {allowed}. "
             "Pick a model that matches (for Claude Code: /model), or ask your platform admin.",
             retry=False,

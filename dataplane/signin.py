@@ -117,7 +117,7 @@ def discovery(origin: str) -> dict[str, Any]:
 
 # Paths the control plane answers, relayed as they are.
 CONTROL_PLANE_PATHS = frozenset(
-    {"/oauth/device_authorization", "/oauth/token", "/oauth/revoke", "/managed/settings"}
+    {"/oauth/device_authorization", "/oauth/token", "/oauth/revoke", "/managed/settings", "/api/oauth/usage"}
 )
 
 OTLP_PATHS = frozenset({"/v1/metrics", "/v1/logs", "/v1/traces"})

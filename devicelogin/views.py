@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -17,9 +19,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -27,7 +31,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from devicelogin import services
 from devicelogin.models import DeviceSignin
 from devicelogin.settings_policy import settings_for
-from governance.models import Organization
+from governance import counters
+from governance.models import Budget, Level, Organization
+from ledger.access import own_report_scope
+from ledger.selectors import cost_report
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 # Confirmations (right or wrong codes) per client address per window.
@@ -165,8 +172,9 @@ def device_page(request: HttpRequest) -> HttpResponse:
                 org = Organization.objects.filter(slug=request.POST["organization"]).first()
             signin = services.device_approve(user=request.user, user_code=code, organization=org)
         except ValidationError as exc:
+            # The form again, saying what was wrong (a page, not an API answer).
             messages.error(request, " ".join(exc.messages))
-            return render(request, "devicelogin/device.html", context, status=400)
+            return render(request, "devicelogin/device.html", context)
         except PermissionDenied as exc:
             messages.error(request, str(exc))
             return render(request, "devicelogin/device.html", context, status=403)
@@ -190,3 +198,70 @@ def signin_revoke(request: HttpRequest, signin_id: int) -> HttpResponse:
         except PermissionDenied as exc:
             messages.error(request, str(exc))
     return redirect("me")
+
+
+def _cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value(ROUND_HALF_UP))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@require_http_methods(["GET"])
+def oauth_usage(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's standing in dollars, for Claude Code's ``/usage``: the
+    fullest budget on their chain (the one the usage headers describe, with the
+    same reset to the second), one row per budget; without one, their spend."""
+    signin = _bearer(request)
+    if signin is None:
+        return _unauthorized()
+    key = signin.key
+    chain = Q(level=Level.ORGANIZATION) | Q(level=Level.USER, user_id=signin.user_id) | Q(level=Level.KEY, key_id=key.pk)
+    if key.team_id is not None:
+        chain |= Q(level=Level.TEAM, team_id=key.team_id)
+    budgets = list(Budget.objects.filter(chain, organization_id=signin.organization_id).select_related("organization"))
+    usages = [u for u in counters.budget_usage(budgets=budgets) if u.budget.amount_usd > 0]
+    if usages:
+        def used(u: counters.BudgetUsage) -> Decimal:
+            return (u.spent + u.reserved) / u.budget.amount_usd
+
+        fullest = max(usages, key=used)
+        percent = {u.budget.pk: int((used(u) * 100).to_integral_value(ROUND_HALF_UP)) for u in usages}
+        body: dict[str, Any] = {
+            "extra_usage": {
+                "is_enabled": True,
+                "monthly_limit": _cents(fullest.budget.amount_usd),
+                "used_credits": _cents(fullest.spent + fullest.reserved),
+                "utilization": percent[fullest.budget.pk],
+                "currency": "USD",
+            },
+            "limits": [
+                {
+                    "kind": "spend",
+                    "group": u.budget.period,
+                    "percent": percent[u.budget.pk],
+                    "resets_at": _iso(u.resets_at),
+                    "severity": "critical" if percent[u.budget.pk] >= 95 else "warning" if percent[u.budget.pk] >= 75 else "normal",
+                    "is_active": u is fullest,
+                }
+                for u in usages
+            ],
+        }
+    else:
+        today = timezone.now().date()
+        mine = own_report_scope(user=signin.user)
+
+        def spent(start: date) -> int:
+            return _cents(cost_report(scope=mine, group_by="key", start=start, end=today).totals["cost_usd"] or Decimal(0))
+
+        body = {
+            "extra_usage": {
+                "is_enabled": True, "monthly_limit": None, "utilization": None, "currency": "USD",
+                "used_credits": spent(today.replace(day=1)),
+                "daily": {"limit": None, "used_credits": spent(today), "utilization": None},
+                "weekly": {"limit": None, "used_credits": spent(today - timedelta(days=today.weekday())), "utilization": None},
+            },
+            "limits": [],
+        }  # fmt: skip
+    return _no_store(body)

@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from controlplane.web.budgets import policy_label
+from devicelogin.models import DeviceSignin
 from governance import counters
 from governance.models import Budget, Level, Membership, VirtualKey
 from ledger.access import own_report_scope
@@ -68,5 +69,8 @@ def my_usage(request: HttpRequest) -> HttpResponse:
         "sessions": [r for r in sessions.rows if r["session_id"]][:20],
         "session_days": SESSION_DAYS,
         "gateway_url": settings.GATEWAY_PUBLIC_URL.rstrip("/"),
+        "devices": list(
+            DeviceSignin.objects.filter(user=user, revoked_at=None).select_related("key").order_by("-created_at")
+        ),
     }
     return render(request, "console/me.html", context)
