@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
 from controlplane.api.alerts import AlertChannelApi, AlertChannelsApi, AlertDeliveriesApi
+from controlplane.api.managed_settings import ManagedSettingsApi
 from controlplane.api.audit import AuditEventsApi
 from controlplane.api.auth import ApiTokenApi, ApiTokensApi, TokenCreateApi
 from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
@@ -82,6 +83,7 @@ urlpatterns = [
         name="api-alert-channel",
     ),
     path("organizations/<slug:slug>/alert-deliveries/", AlertDeliveriesApi.as_view(), name="api-alert-deliveries"),
+    path("organizations/<slug:slug>/managed-settings/", ManagedSettingsApi.as_view(), name="api-managed-settings"),
     path(
         "organizations/<slug:slug>/routes/",
         OrganizationRoutesApi.as_view(),
