@@ -255,3 +255,41 @@ def test_it_ends_the_session_of_a_revoked_key_within_a_second(gateway, world, fi
     publish()
     resumed = httpx.post(f"{gateway.url}/mcp", headers={**headers, "mcp-session-id": session}, json=listing)
     assert resumed.status_code == 404, resumed.text
+
+
+def signed_in_bearer(user: Any) -> tuple[str, Any]:
+    """A device signed in through the gateway's device flow, as Claude Code's /login leaves it."""
+    from devicelogin import services as device
+    from devicelogin.models import DeviceSignin
+
+    auth, device_code = device.device_start()
+    device.device_approve(user=user, user_code=auth.user_code)
+    tokens = device.token_for_device(device_code=device_code)
+    return tokens.access_token, DeviceSignin.objects.select_related("key").get(user=user)
+
+
+@pytest.mark.parametrize("mode", REVISIONS)
+def test_a_signed_in_devices_bearer_works_on_mcp_and_stops_when_it_signs_out(
+    gateway, world, files_server, publish, ledger, mode
+):
+    from devicelogin import services as device
+
+    bearer, signin = signed_in_bearer(world.charlie)
+    publish()
+
+    async def call() -> Any:
+        async with connect(gateway, bearer, mode) as client:
+            return await client.call_tool("files__read_file", {"path": "readme.txt"})
+
+    assert run(call()).content[0].text == "tollgate-mcp-readme-42"
+    (row,) = ledger(1, key_id=signin.key_id, endpoint="mcp_tool_call")
+    assert (row.user_id, row.team_id, row.mcp_tool) == (world.charlie.id, world.payments.id, "read_file")
+
+    device.token_revoke(token=bearer)
+    publish()
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    refused = httpx.post(
+        f"{gateway.url}/mcp", json=listing, timeout=10,
+        headers={"Authorization": f"Bearer {bearer}", "accept": "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28"},
+    )  # fmt: skip
+    assert refused.status_code == 401 and "signed out" in refused.text
