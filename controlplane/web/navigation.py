@@ -52,6 +52,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     if user.is_superuser:
         sections[1]["items"].append(_item(request, "Audit log", "audit"))
         sections[2]["items"].append(_item(request, "Providers and prices", "providers"))
+        sections[2]["items"].append(_item(request, "MCP servers", "mcp"))
         sections[2]["items"].append(_item(request, "Single sign-on", "sso"))
         sections.append(
             {"title": "Platform", "items": [_item(request, "Django admin", "admin:index")]}

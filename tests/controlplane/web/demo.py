@@ -58,6 +58,17 @@ def demo_world(*, rows: int = 900) -> dict[str, Any]:
     services.budget_set(actor=alice, level="team", organization=acme, team=teams["Platform"], amount_usd=Decimal("150"), period="monthly")
     services.budget_set(actor=alice, level="user", organization=acme, user=people["charlie"], amount_usd=Decimal("5"), period="daily")
     services.rate_limit_set(actor=alice, level="team", organization=acme, team=teams["Mobile"], metric="requests", limit=600, window_seconds=60)
+    services.mcp_server_create(
+        actor=alice, name="github", transport="http", url="https://mcp.example.com/github/mcp", auth="headers",
+        headers={"Authorization": "Bearer demo-token"}, description="Issues and pull requests",
+    )  # fmt: skip
+    services.mcp_server_create(
+        actor=alice, name="files", transport="stdio", command=["npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv/docs"],
+    )  # fmt: skip
+    services.mcp_tool_policy_set(
+        actor=alice, level="team", organization=acme, team=teams["Payments"], allowed=["files", "github__*_issue*"],
+        denied=["files__write_*"],
+    )  # fmt: skip
     _traffic(acme, keys, provider, rows)
     usage_rollup_recent()
     return {"alice": alice, "acme": acme, "teams": teams, "people": people, "keys": keys, "provider": provider}

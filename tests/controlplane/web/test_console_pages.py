@@ -18,6 +18,8 @@ PAGES = [
     ("people", "/people/"),
     ("audit", "/audit/"),
     ("providers", "/providers/"),
+    ("single-sign-on", "/single-sign-on/"),
+    ("mcp", "/mcp/"),
     ("api-docs", "/api/v1/schema/swagger/"),
 ]
 
