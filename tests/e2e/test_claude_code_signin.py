@@ -1,0 +1,218 @@
+"""The real Claude Code CLI signs in with ``/login`` to a company gateway and
+then answers with no key and no API variables: first against Anthropic's own
+gateway (``claude gateway``, which proves the harness and the contract), then
+against Tollgate."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import GatewayProcess, World, free_port
+from tests.e2e.signin import ClaudeSignin, Shown, can_run, result_of
+
+CHROMIUM = "/usr/bin/chromium"
+HOST_MANAGED = Path("/etc/claude-code")
+
+pytestmark = pytest.mark.skipif(bool(can_run()), reason=can_run() or "runnable")
+
+
+def browser() -> Any:
+    from playwright.sync_api import sync_playwright
+
+    return sync_playwright()
+
+
+def launch(p: Any) -> Any:
+    return p.chromium.launch(
+        executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+    )
+
+
+@pytest.fixture
+def host_etc_untouched() -> Iterator[None]:
+    before = HOST_MANAGED.exists()
+    yield
+    assert HOST_MANAGED.exists() == before, "the machine's /etc/claude-code changed"
+
+
+# -- Anthropic's gateway -------------------------------------------------------
+
+
+@pytest.fixture
+def anthropic_gateway(tmp_path: Path, anthropic_upstream: Any) -> Iterator[Any]:
+    from tests.e2e.anthropic_gateway import AnthropicGateway, postgres_reachable
+
+    if not postgres_reachable():
+        pytest.skip("claude gateway keeps its state in PostgreSQL: none on 127.0.0.1:5432")
+    try:
+        from tests.identity.provider import LocalOidcProvider
+    except ImportError:
+        pytest.skip(
+            "claude gateway needs an OIDC provider: tests/identity/provider.py is not there"
+        )
+    port = free_port()
+    idp = LocalOidcProvider(
+        directory=tmp_path,
+        client_id="claude-gateway",
+        client_secret=secrets.token_urlsafe(24),
+        redirect_uri=f"http://127.0.0.1:{port}/oauth/callback",
+    )
+    idp.accounts({"engineer": {"email": "engineer@example.com", "email_verified": True, "name": "Engineer", "groups": ["engineering"]}})  # fmt: skip
+    try:
+        gw = AnthropicGateway(
+            tmp_path,
+            upstream_url=anthropic_upstream.url,
+            upstream_key=anthropic_upstream.api_key,
+            idp=idp,
+            port=port,
+        )
+    except Exception:
+        idp.stop()
+        raise
+    yield gw
+    gw.stop()
+    idp.stop()
+
+
+def approve_at_anthropic_gateway(shown: Shown, login: str) -> None:
+    """The browser leg at claude gateway: confirm the code, sign in at the IdP."""
+    with browser() as p:
+        chromium = launch(p)
+        try:
+            page = chromium.new_page()
+            page.set_default_timeout(20_000)
+            page.goto(f"{shown.verification_url}?user_code={shown.user_code}")
+            assert page.locator(".code-display").inner_text().strip() == shown.user_code
+            page.locator("button.go").click()
+            page.locator("input[name=login]").fill(login)
+            page.locator("input[name=password]").fill("any password")
+            page.locator("button[type=submit]").click()
+            page.get_by_text("signed in").wait_for()
+        finally:
+            chromium.close()
+
+
+def test_the_harness_signs_in_through_anthropics_gateway_and_answers(
+    anthropic_gateway: Any, anthropic_upstream: Any, tmp_path: Path, host_etc_untouched: None
+) -> None:
+    with ClaudeSignin(tmp_path / "cli", anthropic_gateway.url) as cli:
+        shown = cli.start()
+        assert shown.verification_url == f"{anthropic_gateway.url}/device"
+        assert (
+            "Trust gateway 127.0.0.1?" in cli.screens[-2].text
+            and "http-loopback" in cli.screens[-2].text
+        )
+        approve_at_anthropic_gateway(shown, "engineer")
+        cli.wait_connected()
+        stored = cli.credentials()
+        assert stored["enterpriseGateway"]["url"] == anthropic_gateway.url
+        assert stored["enterpriseGateway"]["jwt"].startswith("eyJ")
+        assert stored["gatewayTrust"] == {"127.0.0.1": "http-loopback"}
+
+        proc = cli.claude_p("say hi", "--output-format", "json")
+        result = result_of(proc)
+        assert proc.returncode == 0 and result["is_error"] is False, proc.stderr[-2000:]
+        assert "Hello from the fake Anthropic API" in result["result"]
+        print(f"\nclaude gateway sign-in screens: {cli.timings()}")
+    answered = [e for e in anthropic_gateway.events("inference") if e["path"] == "/v1/messages"]
+    assert answered and all(
+        e["email"] == "engineer@example.com" and e["status"] == 200 for e in answered
+    ), answered
+    assert anthropic_upstream.messages_received()
+
+
+# -- Tollgate ------------------------------------------------------------------
+
+
+@pytest.fixture
+def tollgate(live_server: Any, state_dir: Path, settings: Any) -> Iterator[GatewayProcess]:
+    """A data plane whose sign-in endpoints reach this test's control plane."""
+    settings.CONTROL_PLANE_PUBLIC_URL = live_server.url
+    gw = GatewayProcess(state_dir, TOLLGATE_CONTROL_PLANE_URL=live_server.url)
+    yield gw
+    gw.stop()
+    assert "Traceback" not in gw.log(), gw.log()
+
+
+def signin_endpoints_missing(gw: GatewayProcess) -> str:
+    meta = httpx.get(f"{gw.url}/.well-known/oauth-authorization-server", timeout=10)
+    if meta.status_code != 200:
+        return f"GET /.well-known/oauth-authorization-server on the data plane answers {meta.status_code}"
+    started = httpx.post(
+        f"{gw.url}/oauth/device_authorization", data={"surface": "claude_code"}, timeout=10
+    )
+    if started.status_code != 200 or "user_code" not in started.json():
+        return f"POST /oauth/device_authorization on the data plane answers {started.status_code}: {started.text[:200]}"
+    return ""
+
+
+def approve_at_tollgate(shown: Shown, user: Any, console_url: str) -> None:
+    """The browser leg at Tollgate: the console's /device/ page, signed in as ``user``."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    assert shown.verification_url.startswith(f"{console_url}/device/"), shown.verification_url
+    with browser() as p:
+        chromium = launch(p)
+        try:
+            context = chromium.new_context()
+            context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": console_url}])
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            page.goto(f"{console_url}/device/?user_code={shown.user_code}")
+            assert page.locator("#user_code").input_value() == shown.user_code
+            page.locator("button", has_text="Confirm and sign in").click()
+            page.locator("#device-done").wait_for()
+        finally:
+            chromium.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_signs_in_through_tollgate_and_answers(
+    tollgate: GatewayProcess,
+    live_server: Any,
+    anthropic_upstream: Any,
+    publish: Any,
+    ledger: Any,
+    tmp_path: Path,
+    host_etc_untouched: None,
+) -> None:
+    missing = signin_endpoints_missing(tollgate)
+    if missing:
+        pytest.skip(f"Tollgate's side of the sign-in is not there yet: {missing}")
+    from devicelogin.models import DeviceSignin
+
+    world = World(anthropic_upstream)
+    publish(tollgate)
+    with ClaudeSignin(tmp_path / "cli", tollgate.url) as cli:
+        shown = cli.start()
+        approve_at_tollgate(shown, world.charlie, live_server.url)
+        cli.wait_connected(email=world.charlie.email)
+        assert cli.credentials()["enterpriseGateway"]["url"] == tollgate.url
+        signin = DeviceSignin.objects.select_related("key").get(user=world.charlie)
+        publish(tollgate)  # the device's key is in the snapshot this data plane serves
+
+        proc = cli.claude_p("say hi", "--output-format", "json")
+        result = result_of(proc)
+        assert proc.returncode == 0 and result["is_error"] is False, (
+            proc.stdout[-1000:],
+            proc.stderr[-2000:],
+        )
+        assert "Hello from the fake Anthropic API" in result["result"]
+        print(f"\nTollgate sign-in screens: {cli.timings()}")
+    rows = ledger(1, key_prefix=signin.key.prefix, endpoint="messages")
+    assert rows, "no log row for the signed-in device's request"
+    assert all(r.user_id == world.charlie.pk and r.status == 200 for r in rows), [
+        (r.user_id, r.status) for r in rows
+    ]
+    calls = anthropic_upstream.messages_received()
+    assert calls and all(c.headers["x-api-key"] == anthropic_upstream.api_key for c in calls)
