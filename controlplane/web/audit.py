@@ -8,8 +8,12 @@ from typing import Any
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
+from audit.sinks import sink_health
+from audit.verify import audit_verify
 from controlplane.audit_log import AuditFilter, audit_actions, audit_event_rows, audit_read_require
 
 PAGE_SIZE = 50
@@ -65,5 +69,25 @@ def audit_page(request: HttpRequest) -> HttpResponse:
         "events": page[:PAGE_SIZE],
         "older": page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None,
         "query": query.urlencode(),
+        "sinks": sink_health(),
+        "verified": request.session.get("audit_verified"),
     }
     return render(request, "console/audit.html", context)
+
+
+@login_required
+@require_POST
+def audit_verify_now(request: HttpRequest) -> HttpResponse:
+    """Walk the whole chain as ``manage.py audit_verify`` does, and show what it found.
+    On demand, not on every page view: it reads every event."""
+    audit_read_require(user=request.user)
+    result = audit_verify()
+    request.session["audit_verified"] = {
+        "intact": result.intact and result.guarded,
+        "summary": result.summary(),
+        "events": result.events,
+        "anchors": result.anchors,
+        "unsigned": result.unsigned_events,
+        "at": timezone.now().isoformat(),
+    }
+    return redirect("audit")

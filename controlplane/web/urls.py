@@ -30,6 +30,7 @@ urlpatterns = [
     path("costs/", costs.cost_page, name="costs"),
     path("costs/export.csv", costs.cost_csv, name="costs-csv"),
     path("audit/", audit.audit_page, name="audit"),
+    path("audit/verify/", audit.audit_verify_now, name="audit-verify"),
     path("people/", people.people_page, name="people"),
     path("people/add/", people.member_add, name="member-add"),
     path("people/teams/add/", people.team_add, name="team-add"),

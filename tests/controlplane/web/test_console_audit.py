@@ -53,3 +53,29 @@ def test_it_keeps_the_trail_from_everyone_but_platform_admins(client_for, acme, 
     assert _browser(bob).get("/audit/").status_code == 403
     assert client_for(bob).get("/api/v1/audit/").status_code == 403
     assert 'href="/audit/"' not in _browser(bob).get("/").content.decode()
+
+
+def test_it_verifies_the_chain_on_demand_and_shows_where_it_broke(acme, alice, charlie) -> None:
+    from audit.models import AuditEvent
+    from tests.audit.tamper import as_superuser, raw
+
+    _changes(acme, alice, charlie)
+    browser = _browser(alice)
+    assert "Verify the chain now" in browser.get("/audit/").content.decode()
+    page = browser.post("/audit/verify/", follow=True).content.decode()
+    assert "badge ok\">intact" in page and "intact up to seq" in page
+    victim = AuditEvent.objects.order_by("seq")[1]
+    with as_superuser():
+        raw("UPDATE audit_auditevent SET action = %s WHERE id = %s", ["key.enable", victim.pk])
+    page = browser.post("/audit/verify/", follow=True).content.decode()
+    assert "badge bad\">broken" in page and f"BROKEN at seq {victim.seq}" in page
+
+
+def test_it_shows_each_exports_health(acme, alice, charlie) -> None:
+    from audit.sinks import sink_create
+
+    sink_create(actor=alice, name="splunk-main", kind="splunk", url="http://127.0.0.1:9/services/collector", secret="hec-token")
+    _changes(acme, alice, charlie)
+    page = _browser(alice).get("/audit/").content.decode()
+    section = page[page.index('id="sinks"') :]
+    assert "splunk-main" in section and "events" in section
