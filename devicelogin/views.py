@@ -43,8 +43,8 @@ CONFIRM_WINDOW_SECONDS = 600
 
 
 def _client(request: HttpRequest) -> str:
-    # The data plane relays the client's address; the control plane believes it
-    # from there only (it is never reachable by the client directly in production).
+    # Where Claude Code asked from, as the data plane relays it: shown to the user
+    # on the confirmation page and kept on the sign-in, never used to decide anything.
     return (request.headers.get("X-Forwarded-For") or request.META.get("REMOTE_ADDR") or "")[:64]
 
 
@@ -142,7 +142,9 @@ def managed_settings(request: HttpRequest) -> HttpResponse:
 
 
 def _confirm_allowed(request: HttpRequest) -> bool:
-    key = "device-confirm:" + hashlib.sha256(_client(request).encode()).hexdigest()[:32]
+    # The browser's own address, as the password throttle takes it (never a header it could set).
+    address = request.META.get("REMOTE_ADDR") or "unknown"
+    key = "device-confirm:" + hashlib.sha256(address.encode()).hexdigest()[:32]
     cache.add(key, 0, CONFIRM_WINDOW_SECONDS)
     try:
         count = cache.incr(key)

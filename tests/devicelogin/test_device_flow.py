@@ -297,3 +297,30 @@ def test_a_model_outside_the_allowlist_is_a_400_naming_it(signed, signin_gateway
     answer = ready(signin_gateway, tokens["access_token"])
     assert answer.status_code == 400 and "claude-sonnet-4-5" in answer.json()["error"]["message"]
     assert answer.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.fixture
+def fresh_confirm_counter() -> Any:
+    """The counter of this address's confirmations, empty before and after."""
+    import hashlib
+
+    from django.core.cache import cache
+
+    key = "device-confirm:" + hashlib.sha256(b"127.0.0.1").hexdigest()[:32]
+    cache.delete(key)
+    yield
+    cache.delete(key)
+
+
+def test_confirmations_are_limited_per_address(signed, signin_gateway, fresh_confirm_counter) -> None:
+    from devicelogin.views import CONFIRM_LIMIT
+
+    browser = Client()
+    browser.force_login(signed.charlie)
+    for _ in range(CONFIRM_LIMIT):
+        assert browser.post("/device/", {"user_code": "BBBB-BBBB", "action": "approve"}).status_code == 200
+    codes = start(signin_gateway)
+    # Over the limit, even the right code is not taken, whatever X-Forwarded-For says.
+    refused = browser.post("/device/", {"user_code": codes["user_code"]}, HTTP_X_FORWARDED_FOR="10.9.9.9")
+    assert refused.status_code == 429
+    assert not DeviceSignin.objects.exists()
