@@ -299,9 +299,9 @@ def test_a_model_outside_the_allowlist_is_a_400_naming_it(signed, signin_gateway
     assert answer.json()["error"]["type"] == "invalid_request_error"
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fresh_confirm_counter() -> Any:
-    """The counter of this address's confirmations, empty before and after."""
+    """The counter of this address's confirmations (the test client's), empty before and after each test."""
     import hashlib
 
     from django.core.cache import cache
@@ -312,7 +312,7 @@ def fresh_confirm_counter() -> Any:
     cache.delete(key)
 
 
-def test_confirmations_are_limited_per_address(signed, signin_gateway, fresh_confirm_counter) -> None:
+def test_confirmations_are_limited_per_address(signed, signin_gateway) -> None:
     from devicelogin.views import CONFIRM_LIMIT
 
     browser = Client()
