@@ -14,6 +14,9 @@ CLAUDE := .cache/claude-code/node_modules/.bin/claude
 # Real MCP servers the MCP gateway's tests run behind Tollgate (streamable HTTP and stdio).
 MCP_SERVERS_VERSION := 2026.8.31
 MCP_SERVERS := .cache/mcp-servers/node_modules/.bin/mcp-server-filesystem
+# A real, certified OpenID Connect provider the console's single sign-on tests sign in at.
+OIDC_PROVIDER_VERSION := 9.13.3
+OIDC_PROVIDER := .cache/oidc-provider/node_modules/oidc-provider/package.json
 
 .PHONY: run test bench install lint lock vendor screenshots
 
@@ -73,11 +76,15 @@ $(MCP_SERVERS):
 		@modelcontextprotocol/server-everything@$(MCP_SERVERS_VERSION) \
 		@modelcontextprotocol/server-filesystem@$(MCP_SERVERS_VERSION)
 
+$(OIDC_PROVIDER):
+	mkdir -p .cache/oidc-provider
+	npm install --no-audit --no-fund --prefix .cache/oidc-provider oidc-provider@$(OIDC_PROVIDER_VERSION)
+
 run: $(RUN_STAMP)
 	$(BIN)/python manage.py migrate --noinput -v 0
 	$(BIN)/python manage.py serve
 
-test: $(STAMP) $(CLAUDE) $(MCP_SERVERS)
+test: $(STAMP) $(CLAUDE) $(MCP_SERVERS) $(OIDC_PROVIDER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -92,5 +99,5 @@ screenshots: $(STAMP)
 		tests/controlplane/web/test_console_browser.py -q
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check controlplane governance audit ledger dataplane tests bench
+	$(BIN)/python -m ruff check controlplane governance audit ledger identity dataplane tests bench
 	$(BIN)/python -m mypy dataplane

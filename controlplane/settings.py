@@ -240,7 +240,7 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL and not env("CELERY_BROKER_URL")
 # failures audited (controlplane/signin.py); the counters live in the cache
 # above: Redis when set, else this process's memory (the embedded default runs
 # one control-plane process).
-AUTHENTICATION_BACKENDS = ["controlplane.signin.ThrottledModelBackend"]
+AUTHENTICATION_BACKENDS = ["controlplane.signin.ThrottledModelBackend", "identity.oidc.SsoBackend"]
 # Single sign-on (identity/): identity providers are configured per organization in
 # the console and API; these only bound the calls made to them. Entra's group
 # overage is resolved through Microsoft Graph at this URL.

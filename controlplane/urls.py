@@ -13,6 +13,7 @@ admin.site.site_url = "/"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("sso/", include("identity.urls")),
     path("metrics", metrics, name="metrics"),
     path("api/v1/", include("controlplane.api.urls")),
     # Claude Code's sign-in (the data plane relays the client's calls here) and its confirmation page.

@@ -26,9 +26,16 @@ from identity.presets import PRESETS, Preset
 class IdentityProviderForm(forms.Form):
     name = forms.CharField(max_length=100, help_text='Shown as "Sign in with <name>".')
     preset = forms.ChoiceField(choices=Preset.choices, initial=Preset.OKTA)
-    issuer = forms.URLField(max_length=500, assume_scheme="https")
+    issuer = forms.URLField(
+        max_length=500, assume_scheme="https", widget=forms.TextInput(attrs={"inputmode": "url"})
+    )
     client_id = forms.CharField(max_length=255)
-    client_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"placeholder": "write-only, never shown"}
+        ),
+    )
     scopes = forms.CharField(max_length=500, required=False)
     email_claim = forms.CharField(max_length=100, required=False)
     groups_claim = forms.CharField(max_length=100, required=False)
