@@ -135,3 +135,18 @@ def test_it_cuts_a_stream_past_the_budget_with_an_openai_error(gateway, world, p
     assert "word1 " in "".join(text)
     (row,) = ledger(1, key_prefix=world.key.prefix)
     assert row.status == 402 and row.error_type == "budget_exhausted" and row.cost_usd > 0
+
+
+def test_it_ends_a_broken_stream_in_openais_shape(gateway, world, publish, ledger, anthropic_upstream):
+    """The provider's connection breaks mid-answer: the OpenAI SDK raises the
+    error chunk it reads, never an Anthropic ``event: error`` it cannot parse."""
+    anthropic_upstream.cut_next_stream()
+    stream = client(gateway, world.secret).chat.completions.create(
+        model="anthropic/claude-sonnet-4-6", messages=[{"role": "user", "content": "hi"}], stream=True,
+    )
+    with pytest.raises(openai.APIError) as broken:
+        for _ in stream:
+            pass
+    assert "broke mid-stream" in broken.value.message
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    assert row.error_type == "upstream_stream_error"

@@ -57,3 +57,20 @@ def test_it_refuses_server_side_state_in_openai_shape(gateway, world, publish):
             model="anthropic/claude-sonnet-4-6", input="hi", previous_response_id="resp_123",
         )
     assert "previous_response_id" in refused.value.body["message"]
+
+
+def test_it_ends_a_broken_stream_in_the_responses_shape(gateway, world, publish, ledger, anthropic_upstream):
+    """The provider's connection breaks mid-answer: a Codex caller reads the
+    Responses API's own ``error`` event (the SDK raises it), not Anthropic's."""
+    anthropic_upstream.cut_next_stream()
+    stream = client(gateway, world.secret).responses.create(
+        model="anthropic/claude-sonnet-4-6", input="hi", stream=True,
+    )
+    kinds = []
+    with pytest.raises(openai.APIError) as broken:
+        for event in stream:
+            kinds.append(event.type)
+    assert kinds[0] == "response.created"
+    assert "broke mid-stream" in broken.value.message
+    (row,) = ledger(1, key_prefix=world.key.prefix)
+    assert row.error_type == "upstream_stream_error"
