@@ -6,7 +6,9 @@ against Tollgate."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from tests.conftest import GatewayProcess, World, free_port
 from tests.e2e.signin import ClaudeSignin, Shown, can_run, result_of
 
 CHROMIUM = "/usr/bin/chromium"
+MODEL = "claude-sonnet-4-5"
 HOST_MANAGED = Path("/etc/claude-code")
 
 pytestmark = pytest.mark.skipif(bool(can_run()), reason=can_run() or "runnable")
@@ -176,16 +179,24 @@ def approve_at_tollgate(shown: Shown, user: Any, console_url: str) -> None:
             chromium.close()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_it_signs_in_through_tollgate_and_answers(
+@dataclass
+class SignedIn:
+    cli: ClaudeSignin
+    world: World
+    signin: Any  # devicelogin.models.DeviceSignin
+    gateway: GatewayProcess
+
+
+@pytest.fixture
+def signed_in(
     tollgate: GatewayProcess,
     live_server: Any,
     anthropic_upstream: Any,
     publish: Any,
-    ledger: Any,
     tmp_path: Path,
     host_etc_untouched: None,
-) -> None:
+) -> Iterator[SignedIn]:
+    """charlie's Claude Code, signed in through Tollgate with /login."""
     missing = signin_endpoints_missing(tollgate)
     if missing:
         pytest.skip(f"Tollgate's side of the sign-in is not there yet: {missing}")
@@ -200,19 +211,105 @@ def test_it_signs_in_through_tollgate_and_answers(
         assert cli.credentials()["enterpriseGateway"]["url"] == tollgate.url
         signin = DeviceSignin.objects.select_related("key").get(user=world.charlie)
         publish(tollgate)  # the device's key is in the snapshot this data plane serves
-
-        proc = cli.claude_p("say hi", "--output-format", "json")
-        result = result_of(proc)
-        assert proc.returncode == 0 and result["is_error"] is False, (
-            proc.stdout[-1000:],
-            proc.stderr[-2000:],
-        )
-        assert "Hello from the fake Anthropic API" in result["result"]
         print(f"\nTollgate sign-in screens: {cli.timings()}")
-    rows = ledger(1, key_prefix=signin.key.prefix, endpoint="messages")
+        yield SignedIn(cli, world, signin, tollgate)
+
+
+pytestmark_db = pytest.mark.django_db(transaction=True)
+
+
+@pytestmark_db
+def test_it_signs_in_through_tollgate_and_answers(
+    signed_in: SignedIn, anthropic_upstream: Any, ledger: Any
+) -> None:
+    proc = signed_in.cli.claude_p("say hi", "--output-format", "json")
+    result = result_of(proc)
+    assert proc.returncode == 0 and result["is_error"] is False, (
+        proc.stdout[-1000:],
+        proc.stderr[-2000:],
+    )
+    assert "Hello from the fake Anthropic API" in result["result"]
+    rows = ledger(1, key_prefix=signed_in.signin.key.prefix, endpoint="messages")
     assert rows, "no log row for the signed-in device's request"
-    assert all(r.user_id == world.charlie.pk and r.status == 200 for r in rows), [
+    charlie = signed_in.world.charlie
+    assert all(r.user_id == charlie.pk and r.status == 200 for r in rows), [
         (r.user_id, r.status) for r in rows
     ]
+    assert all(r.cost_usd > 0 and r.session_id for r in rows)
     calls = anthropic_upstream.messages_received()
     assert calls and all(c.headers["x-api-key"] == anthropic_upstream.api_key for c in calls)
+    assert all("authorization" not in c.headers for c in calls)  # the bearer stays at the gateway
+
+
+@pytestmark_db
+def test_a_signed_in_cli_runs_a_bash_tool_turn(signed_in: SignedIn, ledger: Any) -> None:
+    proc = signed_in.cli.claude_p(
+        "Please [[bash: echo tollgate-signed-in-$((40+2))]] and tell me what it printed.",
+        "--output-format", "json", "--allowedTools", "Bash",
+    )  # fmt: skip
+    result = result_of(proc)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "tollgate-signed-in-42" in result["result"], result
+    rows = ledger(2, key_prefix=signed_in.signin.key.prefix, endpoint="messages")
+    assert len(rows) >= 2 and all(
+        r.user_id == signed_in.world.charlie.pk and r.status == 200 for r in rows
+    )
+
+
+@pytestmark_db
+def test_an_exhausted_team_budget_shows_the_billing_message_and_the_cli_stops(
+    signed_in: SignedIn, publish: Any, ledger: Any
+) -> None:
+    from decimal import Decimal
+
+    from governance import services
+
+    w = signed_in.world
+    # Priced here: a transactional test elsewhere may have flushed the shipped prices.
+    services.price_set(
+        actor=w.alice, model=MODEL, input_per_mtok=Decimal("3"), output_per_mtok=Decimal("15")
+    )
+    services.budget_set(
+        actor=w.alice,
+        level="team",
+        organization=w.acme,
+        team=w.payments,
+        amount_usd=Decimal("0.0001"),
+        period="monthly",
+    )
+    publish(signed_in.gateway)
+    started = time.monotonic()
+    proc = signed_in.cli.claude_p("say hi", "--output-format", "json", "--model", MODEL, timeout=60)
+    took = time.monotonic() - started
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-2000:]
+    assert result_of(proc)["api_error_status"] == 429, output[-2000:]
+    assert "Team 'Payments' monthly budget of $0.0001" in output, output[-2000:]
+    rows = ledger(1, key_prefix=signed_in.signin.key.prefix, timeout=3)
+    refused = [r for r in rows if r.endpoint == "messages"]
+    # x-should-retry: false — one attempt, one row, and no backing off.
+    assert [r.status for r in refused] == [429], [(r.endpoint, r.status) for r in rows]
+    assert took < 20, took
+
+
+@pytestmark_db
+def test_a_deactivated_user_is_refused_at_the_next_run_within_5_s(signed_in: SignedIn) -> None:
+    from governance import services
+
+    first = signed_in.cli.claude_p("say hi", "--output-format", "json")
+    assert first.returncode == 0, first.stderr[-2000:]
+    services.user_set_active(
+        actor=signed_in.world.alice, user=signed_in.world.charlie, is_active=False
+    )
+    started = time.monotonic()
+    proc = signed_in.cli.claude_p("say hi", "--output-format", "json", timeout=60)
+    took = time.monotonic() - started
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-2000:]
+    assert "Hello from the fake" not in output
+    assert took < 5, (took, output[-2000:])
+    # Refused at start (its managed settings answer 401), before any model request.
+    assert "no longer accepts this session" in output and "/login" in output, output[-2000:]
+    print(
+        f"\ndeactivated: the next claude -p failed after {took:.1f} s: {proc.stderr.strip()[:200]}"
+    )
