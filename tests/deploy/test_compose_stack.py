@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from audit.signing import private_key_parse
 from dataplane import signin
 from dataplane.app import ROUTES
 
@@ -36,6 +37,7 @@ def test_it_makes_every_secret_the_stack_mounts(secrets_dir):
     for name, secret in stack["secrets"].items():
         assert (secrets_dir / Path(secret["file"]).name).read_text(), name
     Fernet((secrets_dir / "encryption_keys").read_text().encode())
+    private_key_parse((secrets_dir / "audit_signing_key").read_text())
     redis_password = (secrets_dir / "redis_password").read_text()
     assert (secrets_dir / "redis_url").read_text() == f"redis://:{redis_password}@redis:6379/0"
     pg_password = (secrets_dir / "postgres_password").read_text()

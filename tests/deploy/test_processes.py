@@ -100,7 +100,7 @@ def test_it_keeps_secrets_out_of_the_compose_environment():
     stack = compose()
     for name, svc in tollgate_services().items():
         env = svc["environment"]
-        for secret in ("TOLLGATE_SECRET_KEY", "TOLLGATE_KEY_PEPPER", "TOLLGATE_ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL"):
+        for secret in ("TOLLGATE_SECRET_KEY", "TOLLGATE_KEY_PEPPER", "TOLLGATE_ENCRYPTION_KEYS", "TOLLGATE_AUDIT_SIGNING_KEY", "DATABASE_URL", "REDIS_URL"):
             assert secret not in env, (name, secret)
             assert env[f"{secret}_FILE"].startswith("/run/secrets/"), (name, secret)
         mounted = set(svc["secrets"])

@@ -80,10 +80,10 @@ def test_it_reads_every_secret_from_a_credential_file(template):
     service = unit(UNITS / template)["Service"]
     env = env_names(service)
     credentials = {line.split(":", 1)[0].lstrip("-") for line in values(service, "LoadCredential")}
-    assert {"secret_key", "key_pepper", "encryption_keys", "database_url", "redis_url"} <= credentials
+    assert {"secret_key", "key_pepper", "encryption_keys", "audit_signing_key", "database_url", "redis_url"} <= credentials
     for name in credentials:
         assert f"%d/{name}" in env.values(), name
-    for secret in ("TOLLGATE_SECRET_KEY", "TOLLGATE_KEY_PEPPER", "TOLLGATE_ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL"):
+    for secret in ("TOLLGATE_SECRET_KEY", "TOLLGATE_KEY_PEPPER", "TOLLGATE_ENCRYPTION_KEYS", "TOLLGATE_AUDIT_SIGNING_KEY", "DATABASE_URL", "REDIS_URL"):
         assert secret not in env and f"{secret}_FILE" in env
     assert ("admin_password" in credentials) == (template == "tollgate-job@.service")
 
