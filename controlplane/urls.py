@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("sso/", include("identity.urls")),
+    path("scim/v2/", include("controlplane.api.scim_urls")),
     path("metrics", metrics, name="metrics"),
     path("api/v1/", include("controlplane.api.urls")),
     # Claude Code's sign-in (the data plane relays the client's calls here) and its confirmation page.

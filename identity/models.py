@@ -89,6 +89,10 @@ class IdentityLink(models.Model):
     # Set when a sign-in found them in no mapped group and Tollgate deactivated
     # them for it; a later sign-in with a mapped group may reactivate them.
     deprovisioned_at = models.DateTimeField(null=True, blank=True)
+    # Made by the provider's SCIM client (its resource id is this row's id), and
+    # whether that client deactivated the person: no sign-in through the provider then.
+    scim = models.BooleanField(default=False)
+    suspended = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -100,3 +104,40 @@ class IdentityLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identity_provider.slug}:{self.subject} → {self.user}"
+
+
+class ScimToken(models.Model):
+    """The bearer token a provider's SCIM client (Okta, Entra ID) provisions with. Only the
+    prefix and the peppered HMAC digest are kept; the secret is shown once."""
+
+    identity_provider = models.ForeignKey(
+        IdentityProvider, on_delete=models.CASCADE, related_name="scim_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(max_length=32, unique=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.identity_provider.slug} SCIM {self.prefix}…"
+
+
+class ScimGroup(models.Model):
+    """A group the provider pushes over SCIM; its display name or external id is what
+    group mappings match, as they match the groups claim at sign-in."""
+
+    identity_provider = models.ForeignKey(
+        IdentityProvider, on_delete=models.CASCADE, related_name="scim_groups"
+    )
+    display_name = models.CharField(max_length=255)
+    external_id = models.CharField(max_length=255, blank=True, default="")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self) -> str:
+        return f"{self.identity_provider.slug}: {self.display_name}"

@@ -13,6 +13,7 @@ plane refuses them by.
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -24,9 +25,17 @@ from django.utils.text import slugify
 from audit.services import audit_note, audit_record
 from governance import access, sealing
 from governance import services as governance
+from governance.keys import key_digest
 from governance.models import KeyStatus, Membership, Organization, Role, Team, VirtualKey
 from identity.claims import Person, SignInRefused, domain_allowed
-from identity.models import EVERYONE, GroupMapping, IdentityLink, IdentityProvider
+from identity.models import (
+    EVERYONE,
+    GroupMapping,
+    IdentityLink,
+    IdentityProvider,
+    ScimGroup,
+    ScimToken,
+)
 from identity.presets import PRESETS, Preset
 
 User = get_user_model()
@@ -283,10 +292,23 @@ def _existing_user(idp: IdentityProvider, person: Person) -> Any | None:
     return found[0] if orgs == {idp.organization_id} else None
 
 
-def _deprovision(*, idp: IdentityProvider, link: IdentityLink) -> None:
+def _provisioned_user(idp: IdentityProvider, person: Person) -> Any | None:
+    """Someone this provider's SCIM client created, signing in for the first time."""
+    return (
+        User.objects.filter(
+            email__iexact=person.email,
+            identity_links__identity_provider=idp,
+            identity_links__scim=True,
+        )
+        .distinct()
+        .first()
+    )
+
+
+def _deprovision(*, idp: IdentityProvider, link: IdentityLink, actor: str | None = None) -> None:
     """In no mapped group: out of the provider's organization, keys there disabled, and
     with no organization left, deactivated (which stops every key and session they have)."""
-    actor = sso_actor(idp)
+    actor = actor or sso_actor(idp)
     user = link.user
     for key in VirtualKey.objects.filter(
         user=user, organization=idp.organization, status=KeyStatus.ACTIVE
@@ -329,10 +351,12 @@ def _deprovision(*, idp: IdentityProvider, link: IdentityLink) -> None:
     )
 
 
-def _groups_record(*, idp: IdentityProvider, link: IdentityLink, groups: tuple[str, ...]) -> None:
+def _groups_record(
+    *, idp: IdentityProvider, link: IdentityLink, groups: tuple[str, ...], actor: str | None = None
+) -> None:
     if list(groups) != list(link.groups):
         audit_record(
-            actor=sso_actor(idp),
+            actor=actor or sso_actor(idp),
             action="sso.groups_change",
             target=link.user,
             before={"groups": list(link.groups)},
@@ -365,7 +389,20 @@ def sso_sign_in(*, idp: IdentityProvider, person: Person) -> Any:
             .filter(identity_provider=idp, subject=person.subject)
             .first()
         )
-        user = link.user if link else _existing_user(idp, person)
+        user = (
+            link.user if link else (_provisioned_user(idp, person) or _existing_user(idp, person))
+        )
+        if (
+            user is not None
+            and IdentityLink.objects.filter(
+                identity_provider=idp, user=user, suspended=True
+            ).exists()
+        ):
+            raise SignInRefused(
+                "suspended",
+                f"{idp.name} deactivated this account; ask your admin.",
+                email=person.email,
+            )
         mapped = _mapped(idp, groups)
         if (
             user is not None
@@ -429,3 +466,306 @@ def sso_sign_in(*, idp: IdentityProvider, person: Person) -> Any:
     if refusal is not None:
         raise refusal
     return User.objects.get(pk=user.pk)
+
+
+# --- SCIM 2.0 provisioning (RFC 7644) ----------------------------------------------
+# The provider's SCIM client acts as ``scim:<slug>``; it reaches only the people it
+# provisioned or who signed in through its provider.
+
+
+def scim_actor(idp: IdentityProvider) -> str:
+    return f"scim:{idp.slug}"
+
+
+@transaction.atomic
+def scim_token_issue(*, actor: Any, idp: IdentityProvider, name: str = "") -> tuple[ScimToken, str]:
+    """A bearer token for the provider's SCIM client; the secret is never retrievable again."""
+    _manage_require(actor=actor, organization=idp.organization)
+    prefix = "tgscim-" + secrets.token_hex(4)
+    secret = f"{prefix}-{secrets.token_urlsafe(32)}"
+    token = ScimToken.objects.create(
+        identity_provider=idp, name=name, prefix=prefix, digest=key_digest(secret)
+    )
+    audit_record(
+        actor=actor, action="scim_token.issue", target=token, after={"prefix": prefix, "name": name}
+    )
+    return token, secret
+
+
+@transaction.atomic
+def scim_token_revoke(*, actor: Any, token: ScimToken) -> ScimToken:
+    _manage_require(actor=actor, organization=token.identity_provider.organization)
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(
+            actor=actor, action="scim_token.revoke", target=token, after={"prefix": token.prefix}
+        )
+    return token
+
+
+def scim_token_for_secret(secret: str) -> ScimToken | None:
+    token = (
+        ScimToken.objects.select_related("identity_provider__organization")
+        .filter(digest=key_digest(secret), revoked_at__isnull=True, identity_provider__enabled=True)
+        .first()
+    )
+    if token is not None and (
+        token.last_used_at is None or (timezone.now() - token.last_used_at).total_seconds() > 60
+    ):
+        ScimToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token
+
+
+def _scim_groups_of(idp: IdentityProvider, user: Any) -> tuple[str, ...]:
+    # Mappings name a group as the provider's tokens do: Okta by name, Entra by object id.
+    names: set[str] = set()
+    for display_name, external_id in ScimGroup.objects.filter(
+        identity_provider=idp, members=user
+    ).values_list("display_name", "external_id"):
+        names.update(n for n in (display_name, external_id) if n)
+    return tuple(sorted(names))
+
+
+def _scim_apply(*, idp: IdentityProvider, link: IdentityLink) -> None:
+    """What the person's SCIM groups now grant, as a sign-in would apply it."""
+    if link.suspended:
+        return
+    actor = scim_actor(idp)
+    user = User.objects.get(pk=link.user_id)
+    groups = _scim_groups_of(idp, user)
+    _groups_record(idp=idp, link=link, groups=groups, actor=actor)
+    link.save(update_fields=["groups"])
+    mapped = _mapped(idp, groups)
+    membership = Membership.objects.filter(user=user, organization=idp.organization).first()
+    if mapped is None:
+        if membership is not None:
+            link.deprovisioned_at = None
+            _deprovision(idp=idp, link=link, actor=actor)
+        return
+    role, team = mapped
+    if not user.is_active and link.deprovisioned_at is not None:
+        governance.user_set_active(actor=actor, user=user, is_active=True)
+        link.deprovisioned_at = None
+        link.save(update_fields=["deprovisioned_at"])
+    team = team if team is not None else (membership.team if membership else None)
+    if (
+        membership is None
+        or membership.role != role
+        or membership.team_id != (team.pk if team else None)
+    ):
+        governance.membership_set(
+            actor=actor, user=user, organization=idp.organization, role=role, team=team
+        )
+
+
+def scim_links(idp: IdentityProvider) -> Any:
+    return IdentityLink.objects.filter(identity_provider=idp, scim=True).select_related("user")
+
+
+@transaction.atomic
+def scim_user_create(
+    *,
+    idp: IdentityProvider,
+    user_name: str,
+    email: str,
+    external_id: str = "",
+    name: str = "",
+    active: bool = True,
+) -> IdentityLink:
+    email = (email or user_name).strip().lower()
+    if "@" not in email:
+        raise ValidationError({"userName": "Give an email address as userName or in emails."})
+    if scim_links(idp).filter(user__email__iexact=email).exists():
+        raise ValidationError(
+            {"userName": ValidationError(f"{email} is provisioned already.", code="uniqueness")}
+        )
+    person = Person(subject="", email=email, email_verified=True, name=name, groups=())
+    if not domain_allowed(idp=idp, person=person):
+        raise ValidationError(
+            {"userName": f"{email} is outside the domains {idp.name} may provision."}
+        )
+    actor = scim_actor(idp)
+    user = _existing_user(idp, person)
+    if user is None:
+        user = governance.user_create(actor=actor, username=_username_for(person), email=email)
+    if name:
+        first, _, last = name.partition(" ")
+        User.objects.filter(pk=user.pk).update(first_name=first[:150], last_name=last[:150])
+    link = IdentityLink.objects.create(
+        identity_provider=idp,
+        subject=f"scim:{external_id or user_name}"[:255],
+        user=user,
+        scim=True,
+    )
+    audit_record(
+        actor=actor,
+        action="scim.user_create",
+        target=user,
+        after={"email": email, "external_id": external_id},
+    )
+    if not active:
+        scim_user_set_active(idp=idp, link=link, active=False)
+    return link
+
+
+@transaction.atomic
+def scim_user_update(
+    *, idp: IdentityProvider, link: IdentityLink, email: str | None = None, name: str | None = None
+) -> IdentityLink:
+    user = link.user
+    before = {"email": user.email, "name": user.get_full_name()}
+    if email is not None and email.strip().lower() != user.email:
+        user.email = email.strip().lower()
+    if name is not None:
+        first, _, last = name.partition(" ")
+        user.first_name, user.last_name = first[:150], last[:150]
+    user.save(update_fields=["email", "first_name", "last_name"])
+    after = {"email": user.email, "name": user.get_full_name()}
+    if after != before:
+        audit_record(
+            actor=scim_actor(idp),
+            action="scim.user_update",
+            target=user,
+            before=before,
+            after=after,
+        )
+    return link
+
+
+@transaction.atomic
+def scim_user_set_active(
+    *, idp: IdentityProvider, link: IdentityLink, active: bool
+) -> IdentityLink:
+    """Deactivated by the provider: no sign-in through it, their keys in the organization
+    disabled (the data plane refuses them within a second), out of the organization, and
+    with no organization left the account itself deactivated. Reactivated: the groups
+    apply again; keys stay disabled until an admin enables them."""
+    link = IdentityLink.objects.select_for_update().select_related("user").get(pk=link.pk)
+    if link.suspended == (not active):
+        return link
+    actor = scim_actor(idp)
+    link.suspended = not active
+    link.save(update_fields=["suspended"])
+    audit_record(
+        actor=actor,
+        action="scim.user_activate" if active else "scim.user_deactivate",
+        target=link.user,
+        after={"identity_provider": idp.slug},
+    )
+    if not active:
+        link.deprovisioned_at = None
+        _deprovision(idp=idp, link=link, actor=actor)
+    else:
+        if not link.user.is_active and link.deprovisioned_at is not None:
+            governance.user_set_active(actor=actor, user=link.user, is_active=True)
+            link.deprovisioned_at = None
+            link.save(update_fields=["deprovisioned_at"])
+        _scim_apply(idp=idp, link=link)
+    return link
+
+
+@transaction.atomic
+def scim_user_delete(*, idp: IdentityProvider, link: IdentityLink) -> None:
+    scim_user_set_active(idp=idp, link=link, active=False)
+    for group in ScimGroup.objects.filter(identity_provider=idp, members=link.user):
+        group.members.remove(link.user)
+    audit_record(
+        actor=scim_actor(idp),
+        action="scim.user_delete",
+        target=link.user,
+        after={"identity_provider": idp.slug},
+    )
+    link.delete()
+
+
+def _scim_member_links(idp: IdentityProvider, ids: list[str]) -> list[IdentityLink]:
+    wanted = [int(i) for i in ids if str(i).isdigit()]
+    links = list(scim_links(idp).filter(pk__in=wanted))
+    if len(links) != len(set(wanted)) or len(wanted) != len(ids):
+        raise ValidationError({"members": "A member is not a user this provider provisioned."})
+    return links
+
+
+def _group_state(group: ScimGroup) -> dict[str, Any]:
+    return {"display_name": group.display_name, "external_id": group.external_id}
+
+
+@transaction.atomic
+def scim_group_create(
+    *, idp: IdentityProvider, display_name: str, external_id: str = "", member_ids: list[str] = ()
+) -> ScimGroup:
+    if not display_name.strip():
+        raise ValidationError({"displayName": "A group needs a displayName."})
+    if ScimGroup.objects.filter(identity_provider=idp, display_name=display_name.strip()).exists():
+        raise ValidationError(
+            {
+                "displayName": ValidationError(
+                    f"Group {display_name} exists already.", code="uniqueness"
+                )
+            }
+        )
+    links = _scim_member_links(idp, list(member_ids))
+    group = ScimGroup.objects.create(
+        identity_provider=idp, display_name=display_name.strip(), external_id=external_id
+    )
+    group.members.set([link.user for link in links])
+    audit_record(
+        actor=scim_actor(idp), action="scim.group_create", target=group, after=_group_state(group)
+    )
+    for link in links:
+        _scim_apply(idp=idp, link=link)
+    return group
+
+
+@transaction.atomic
+def scim_group_update(
+    *,
+    idp: IdentityProvider,
+    group: ScimGroup,
+    display_name: str | None = None,
+    add: list[str] = (),
+    remove: list[str] = (),
+    replace: list[str] | None = None,
+) -> ScimGroup:
+    before = _group_state(group)
+    if display_name is not None and display_name.strip():
+        group.display_name = display_name.strip()
+        group.save(update_fields=["display_name"])
+    old = {link.pk: link for link in scim_links(idp).filter(user__in=group.members.all())}
+    if replace is not None:
+        group.members.set([link.user for link in _scim_member_links(idp, replace)])
+    if add:
+        group.members.add(*[link.user for link in _scim_member_links(idp, list(add))])
+    if remove:
+        group.members.remove(
+            *[
+                link.user
+                for link in scim_links(idp).filter(
+                    pk__in=[int(i) for i in remove if str(i).isdigit()]
+                )
+            ]
+        )
+    new = {link.pk: link for link in scim_links(idp).filter(user__in=group.members.all())}
+    audit_record(
+        actor=scim_actor(idp),
+        action="scim.group_update",
+        target=group,
+        before=before | {"members": sorted(old)},
+        after=_group_state(group) | {"members": sorted(new)},
+    )
+    # A renamed group changes what maps for everyone in it, not only who moved.
+    for link in (old | new).values():
+        _scim_apply(idp=idp, link=link)
+    return group
+
+
+@transaction.atomic
+def scim_group_delete(*, idp: IdentityProvider, group: ScimGroup) -> None:
+    former = list(scim_links(idp).filter(user__in=group.members.all()))
+    audit_record(
+        actor=scim_actor(idp), action="scim.group_delete", target=group, before=_group_state(group)
+    )
+    group.delete()
+    for link in former:
+        _scim_apply(idp=idp, link=link)

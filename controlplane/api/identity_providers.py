@@ -3,6 +3,7 @@ Admins of the organization only; the client secret is write-only."""
 
 from __future__ import annotations
 
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -190,3 +191,59 @@ class GroupMappingApi(APIView):
         )
         services.group_mapping_delete(actor=request.user, mapping=mapping)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ScimTokenOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "ScimToken"
+
+
+class ScimTokensApi(APIView):
+    """Bearer tokens for the provider's SCIM client (base URL /scim/v2/); the secret is shown once."""
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+        class Meta:
+            ref_name = "ScimTokenIssue"
+
+    class IssuedSerializer(ScimTokenOutput):
+        token = serializers.CharField()
+
+        class Meta:
+            ref_name = "ScimTokenIssued"
+
+    @extend_schema(responses=ScimTokenOutput(many=True))
+    def get(self, request: Request, idp_id: int) -> Response:
+        idp = identity_access.identity_provider_for_change(user=request.user, idp_id=idp_id)
+        return Response(ScimTokenOutput(idp.scim_tokens.order_by("id"), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: IssuedSerializer})
+    def post(self, request: Request, idp_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        idp = identity_access.identity_provider_for_change(user=request.user, idp_id=idp_id)
+        token, secret = services.scim_token_issue(
+            actor=request.user, idp=idp, **data.validated_data
+        )
+        body = ScimTokenOutput(token).data | {"token": secret}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ScimTokenApi(APIView):
+    @extend_schema(responses=ScimTokenOutput)
+    def delete(self, request: Request, idp_id: int, token_id: int) -> Response:
+        idp = identity_access.identity_provider_for_change(user=request.user, idp_id=idp_id)
+        token = idp.scim_tokens.filter(pk=token_id).first()
+        if token is None:
+            raise Http404("No such SCIM token.")
+        return Response(
+            ScimTokenOutput(services.scim_token_revoke(actor=request.user, token=token)).data
+        )

@@ -3,7 +3,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
 from controlplane.api.alerts import AlertChannelApi, AlertChannelsApi, AlertDeliveriesApi
-from controlplane.api.managed_settings import ManagedSettingsApi
 from controlplane.api.audit import AuditEventsApi
 from controlplane.api.auth import ApiTokenApi, ApiTokensApi, TokenCreateApi
 from controlplane.api.budgets import BudgetDeleteApi, BudgetsApi
@@ -12,8 +11,11 @@ from controlplane.api.identity_providers import (
     GroupMappingsApi,
     IdentityProviderApi,
     IdentityProvidersApi,
+    ScimTokenApi,
+    ScimTokensApi,
 )
 from controlplane.api.keys import KeyApi, KeyDisableApi, KeyEnableApi, KeyRotateApi, KeysApi
+from controlplane.api.managed_settings import ManagedSettingsApi
 from controlplane.api.mcp import (
     McpBundleApi,
     McpBundlesApi,
@@ -104,6 +106,12 @@ urlpatterns = [
         "identity-providers/<id:idp_id>/group-mappings/<id:mapping_id>/",
         GroupMappingApi.as_view(),
         name="api-group-mapping",
+    ),
+    path("identity-providers/<id:idp_id>/scim-tokens/", ScimTokensApi.as_view(), name="api-scim-tokens"),
+    path(
+        "identity-providers/<id:idp_id>/scim-tokens/<id:token_id>/",
+        ScimTokenApi.as_view(),
+        name="api-scim-token",
     ),
     path("keys/<id:key_id>/", KeyApi.as_view(), name="api-key"),
     path("keys/<id:key_id>/disable/", KeyDisableApi.as_view(), name="api-key-disable"),
