@@ -95,7 +95,7 @@ def sso_page(request: HttpRequest) -> HttpResponse:
         scope.access.require_manage()
         idps = list(
             IdentityProvider.objects.filter(organization=scope.organization)
-            .prefetch_related("group_mappings__team")
+            .prefetch_related("group_mappings__team", "scim_tokens")
             .order_by("name", "id")
         )
         context |= {
@@ -105,6 +105,7 @@ def sso_page(request: HttpRequest) -> HttpResponse:
             "teams": list(selectors.team_list(organization=scope.organization)),
             "presets": [(value, label, PRESETS[value]) for value, label in Preset.choices],
             "callback_url": request.build_absolute_uri(reverse("sso-callback")),
+            "scim_url": request.build_absolute_uri("/scim/v2/"),
         }
     return render(request, "console/sso.html", context)
 
@@ -212,3 +213,28 @@ def sso_mapping_delete(request: HttpRequest, idp_id: int, mapping_id: int) -> Ht
     services.group_mapping_delete(actor=request.user, mapping=mapping)
     messages.success(request, f"Mapping of {mapping.group} removed.")
     return _back(mapping.identity_provider.organization.slug)
+
+
+@login_required
+@require_POST
+def sso_scim_issue(request: HttpRequest, idp_id: int) -> HttpResponse:
+    idp = identity_access.identity_provider_for_change(user=request.user, idp_id=idp_id)
+    _, secret = services.scim_token_issue(
+        actor=request.user, idp=idp, name=request.POST.get("name", "")[:100]
+    )
+    base = request.build_absolute_uri("/scim/v2/")
+    messages.success(
+        request, f"SCIM token for {idp.name} (shown only now): {secret} — base URL {base}"
+    )
+    return _back(idp.organization.slug)
+
+
+@login_required
+@require_POST
+def sso_scim_revoke(request: HttpRequest, idp_id: int, token_id: int) -> HttpResponse:
+    idp = identity_access.identity_provider_for_change(user=request.user, idp_id=idp_id)
+    token = idp.scim_tokens.filter(pk=token_id).first()
+    if token is not None:
+        services.scim_token_revoke(actor=request.user, token=token)
+        messages.success(request, f"SCIM token {token.prefix}… revoked.")
+    return _back(idp.organization.slug)

@@ -45,6 +45,12 @@ urlpatterns = [
         identity.sso_mapping_delete,
         name="sso-mapping-delete",
     ),
+    path("single-sign-on/<id:idp_id>/scim-tokens/", identity.sso_scim_issue, name="sso-scim-issue"),
+    path(
+        "single-sign-on/<id:idp_id>/scim-tokens/<id:token_id>/revoke/",
+        identity.sso_scim_revoke,
+        name="sso-scim-revoke",
+    ),
     path("providers/", providers.provider_page, name="providers"),
     path("mcp/", mcp.mcp_page, name="mcp"),
     path("mcp/servers/add/", mcp.mcp_server_add, name="mcp-server-add"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.test import Client
 
 from governance import sealing
-from identity.models import GroupMapping, IdentityProvider
+from identity import services
+from identity.models import GroupMapping, IdentityProvider, ScimToken
 
 
 def _signed_in(user) -> Client:
@@ -70,3 +71,24 @@ def test_it_keeps_the_page_from_developers_and_viewers(charlie, dave, eve, acme)
     assert _signed_in(dave).get("/single-sign-on/?org=acme").status_code == 403
     assert _signed_in(eve).get("/single-sign-on/?org=acme").status_code == 404
     assert _signed_in(charlie).post("/single-sign-on/add/", {"org": "acme"}).status_code == 403
+
+
+def test_it_issues_and_revokes_a_scim_token_once_shown(bob, acme) -> None:
+    idp = services.identity_provider_create(
+        actor=bob,
+        organization=acme,
+        name="Okta",
+        preset="okta",
+        issuer="https://acme.okta.com",
+        client_id="c",
+    )
+    client = _signed_in(bob)
+    page = client.post(f"/single-sign-on/{idp.pk}/scim-tokens/", {"name": "okta"}, follow=True)
+    token = ScimToken.objects.get()
+    shown = page.content.decode()
+    assert f"{token.prefix}-" in shown and "/scim/v2/" in shown
+    again = client.get("/single-sign-on/?org=acme").content.decode()
+    assert f"{token.prefix}-" not in again and f"{token.prefix}…" in again
+    client.post(f"/single-sign-on/{idp.pk}/scim-tokens/{token.pk}/revoke/")
+    token.refresh_from_db()
+    assert token.revoked_at is not None
