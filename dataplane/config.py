@@ -26,6 +26,10 @@ class GatewayConfig:
     counters_url: str
     counters_fail_open: bool
     control_plane_url: str = ""
+    # The control plane's public origin, sent as Host and X-Forwarded-Proto when
+    # sign-in calls go to an internal address, so its host check and HTTPS
+    # redirect see the name they expect.
+    control_plane_public_url: str = ""
 
     @classmethod
     def from_settings(cls) -> GatewayConfig:
@@ -50,4 +54,5 @@ class GatewayConfig:
             counters_url=settings.COUNTERS_REDIS_URL,
             counters_fail_open=settings.COUNTERS_FAIL_OPEN,
             control_plane_url=settings.CONTROL_PLANE_INTERNAL_URL.rstrip("/"),
+            control_plane_public_url=settings.CONTROL_PLANE_PUBLIC_URL.rstrip("/"),
         )

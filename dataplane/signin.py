@@ -188,6 +188,10 @@ async def _relay(
     client = scope.get("client")
     if client:
         up["x-forwarded-for"] = str(client[0])
+    public = gw.config.control_plane_public_url
+    if public and public != gw.config.control_plane_url:
+        scheme, _, host = public.partition("://")
+        up["host"], up["x-forwarded-proto"] = host.split("/", 1)[0], scheme
     query = scope.get("query_string") or b""
     url = gw.config.control_plane_url + path + ("?" + query.decode("latin-1") if query else "")
     try:

@@ -324,3 +324,19 @@ def test_confirmations_are_limited_per_address(signed, signin_gateway) -> None:
     refused = browser.post("/device/", {"user_code": codes["user_code"]}, HTTP_X_FORWARDED_FOR="10.9.9.9")
     assert refused.status_code == 429
     assert not DeviceSignin.objects.exists()
+
+
+def test_sign_in_calls_reach_a_control_plane_at_an_internal_address(live_server, state_dir, settings) -> None:
+    """Workers may reach the control plane by an internal name: the relayed call
+    carries the public host, which is the only one the control plane accepts."""
+    settings.ALLOWED_HOSTS = ["tollgate.example.test"]
+    settings.CONTROL_PLANE_PUBLIC_URL = "https://tollgate.example.test"
+    gw = GatewayProcess(
+        state_dir, TOLLGATE_CONTROL_PLANE_URL="https://tollgate.example.test",
+        TOLLGATE_CONTROL_PLANE_INTERNAL_URL=live_server.url,
+    )  # fmt: skip
+    try:
+        codes = start(gw)
+        assert codes["verification_uri"] == "https://tollgate.example.test/device/"
+    finally:
+        gw.stop()
