@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.fernet import Fernet
 
 from audit.models import AuditEvent
 from governance import sealing, services
@@ -203,3 +204,16 @@ def test_it_maps_groups_to_a_role_and_a_team(client_for, bob, acme, globex) -> N
         "group_mapping.set",
         "group_mapping.delete",
     ]
+
+
+def test_it_moves_the_client_secret_to_a_new_encryption_key_on_reseal(
+    client_for, bob, acme, settings
+) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.ENCRYPTION_KEYS = [old]
+    client_for(bob).post("/api/v1/organizations/acme/identity-providers/", OKTA, format="json")
+    settings.ENCRYPTION_KEYS = [new, old]
+    counts = services.secrets_reseal(actor=None)
+    assert counts["identity.IdentityProvider"] == 1
+    settings.ENCRYPTION_KEYS = [new]
+    assert sealing.unseal(IdentityProvider.objects.get().client_secret_sealed) == SECRET
