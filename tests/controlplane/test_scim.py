@@ -5,8 +5,10 @@ disabling the person's keys (in the snapshot the data plane reads) and sign-ins.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
@@ -248,3 +250,55 @@ def test_it_refuses_addresses_outside_the_allowed_domains(scim) -> None:
     assert response.status_code == 400 and "outside the domains" in response.json()["detail"]
     assert scim.get("/scim/v2/Users", {"filter": "title sw x"}).status_code == 400
     assert scim.get("/scim/v2/ServiceProviderConfig").json()["patch"] == {"supported": True}
+
+
+@pytest.fixture
+def _state_in_tmp(settings: Any) -> None:
+    """Keep the session's snapshot and spool, where the gateway process reads (the
+    control-plane default moves them into each test's own directory)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+BODY = b'{"model":"claude-sonnet-4-6","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}'
+
+
+# Real commits, so the on-commit snapshot publish runs as in production.
+@pytest.mark.django_db(transaction=True)
+def test_it_cuts_a_deactivated_persons_key_on_the_data_plane_within_a_second(
+    world, gateway, publish
+) -> None:
+    idp = services.identity_provider_create(
+        actor=world.alice,
+        organization=world.acme,
+        name="Entra",
+        preset="entra",
+        issuer="https://l.example/t/v2.0",
+        client_id="c",
+    )
+    _, secret = services.scim_token_issue(actor=world.alice, idp=idp)
+    client = _scim(secret)
+    # charlie already has an account in this organization alone: SCIM takes it over.
+    uid = _post(
+        client, "/scim/v2/Users", ADA | {"userName": "charlie@example.com", "emails": []}
+    ).json()["id"]
+    assert IdentityLink.objects.get(pk=uid).user == world.charlie
+    publish()
+
+    def status() -> int:
+        return httpx.post(
+            f"{gateway.url}/v1/messages",
+            content=BODY,
+            headers={"x-api-key": world.secret, "content-type": "application/json"},
+            timeout=5,
+        ).status_code
+
+    assert status() == 200
+    _patch(client, f"/scim/v2/Users/{uid}", [{"op": "Replace", "path": "active", "value": "False"}])
+    deactivated_at = time.monotonic()
+    refused_after = None
+    while time.monotonic() - deactivated_at < 3:
+        if status() == 401:
+            refused_after = time.monotonic() - deactivated_at
+            break
+        time.sleep(0.01)
+    assert refused_after is not None and refused_after < 1.0, refused_after
