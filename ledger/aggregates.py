@@ -16,7 +16,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Cast, Coalesce, NullIf, Round
+from django.db.models.functions import Cast, Coalesce, NullIf, Round, TruncDate
 
 # Costs are summed as integers of 1e-10 USD, the log's precision. SQLite keeps
 # decimals as binary floats and SUM()s them as floats, which drifts in the last
@@ -41,6 +41,23 @@ def cost_units(field: str = "cost_usd", filter: Q | None = None) -> Sum:
 def usd(units: Any) -> Decimal:
     """Integer units back to dollars, exactly."""
     return Decimal(int(units or 0)).scaleb(-10)
+
+
+class UTCDay(TruncDate):
+    """A timestamp's UTC day. SQLite keeps timestamps as UTC text, so there it is
+    the built-in date() rather than Django's per-row Python function, which costs
+    a second or so over a day of a busy log."""
+
+    def __init__(self, expression: str) -> None:
+        super().__init__(expression, tzinfo=UTC)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, Any]:
+        sql, params = compiler.compile(self.lhs)
+        return f"date({sql})", params
+
+
+def utc_day(field: str = "created_at") -> UTCDay:
+    return UTCDay(field)
 
 
 def served_model() -> Coalesce:

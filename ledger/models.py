@@ -59,6 +59,11 @@ class RequestLog(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # An organization's rows of a time window (today's spend, the last
+            # hour, the explorer's default day) without reading its whole history.
+            models.Index(fields=["organization_id", "created_at"], name="request_log_org_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model_requested} {self.status}"

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Max, Min, Q, QuerySet
-from django.db.models.functions import TruncDate
 
 from governance.models import Organization, Team, VirtualKey
 from ledger.aggregates import (
@@ -27,6 +26,7 @@ from ledger.aggregates import (
     day_bounds,
     served_model,
     usd,
+    utc_day,
 )
 from ledger.models import DailyUsage, RequestLog, RollupState
 
@@ -145,17 +145,77 @@ def cost_report(
 ) -> CostReport:
     """Spend from ``start`` to ``end`` (inclusive UTC days) grouped by one dimension
     or two (``"team,model"``: a row per team and model)."""
-    dims = report_dimensions(group_by)
-    keys = _unique(f for d in dims for f in _GROUP_FIELDS[d])
+    (report,) = cost_reports(scope=scope, group_bys=[group_by], start=start, end=end)
+    return report
+
+
+def cost_reports(
+    *, scope: ReportScope, group_bys: Iterable[str | tuple[str, ...]], start: date, end: date
+) -> list[CostReport]:
+    """Several cost reports of one period, as ``cost_report`` gives each. The log's
+    live days are read once for all of them, grouped by every column any of them
+    needs (a day of log rows is the costly part; its groups are few)."""
+    wanted = [report_dimensions(g) for g in group_bys]
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     # Sessions are not in the roll-up, so a session report reads only the log.
-    settled = set() if "session" in dims else _settled_days(days)
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    if settled:
-        _merge(merged, keys, _rollup_groups(scope, keys, settled))
+    by_day = [dims for dims in wanted if "session" not in dims]
+    settled = _settled_days(days) if by_day else set()
     live = [d for d in days if d not in settled]
-    if live:
-        _merge(merged, keys, _log_groups(scope, keys, dims, live))
+    shared: list[dict[str, Any]] = []
+    if by_day and live:
+        dims = _unique(d for ds in by_day for d in ds)
+        keys = _unique(f for d in dims for f in _GROUP_FIELDS[d])
+        shared = list(_log_groups(scope, keys, dims, live))
+    reports = []
+    for dims in wanted:
+        keys = _unique(f for d in dims for f in _GROUP_FIELDS[d])
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if "session" in dims:
+            _merge(merged, keys, _log_groups(scope, keys, dims, days))
+        else:
+            if settled:
+                _merge(merged, keys, _rollup_groups(scope, keys, settled))
+            _merge(merged, keys, shared)
+        reports.append(_report(dims, keys, merged, start, end))
+    return reports
+
+
+def top_sessions(*, scope: ReportScope, day: date, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` costliest Claude Code sessions of ``day``, ranked as the day's
+    session report ranks them. The database sorts the groups by cost; only those
+    down to the last one's cost (ties included) are fetched and labelled."""
+    keys = _GROUP_FIELDS["session"]
+    since, until = day_bounds(day)
+    groups = (
+        RequestLog.objects.filter(
+            scope.q(), ~Q(session_id=""), created_at__gte=since, created_at__lt=until
+        )
+        .values(*keys)
+        .annotate(
+            **LOG_METRICS,
+            first_seen=Min("created_at"),
+            last_seen=Max("created_at"),
+            **SESSION_METRICS,
+        )
+        .order_by("-cost_units")
+    )
+    kept: list[dict[str, Any]] = []
+    for g in groups.iterator(chunk_size=4 * limit):
+        if len(kept) >= limit and g["cost_units"] < kept[limit - 1]["cost_units"]:
+            break
+        kept.append(g)
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    _merge(merged, keys, kept)
+    return _report(("session",), keys, merged, day, day).rows[:limit]
+
+
+def _report(
+    dims: tuple[str, ...],
+    keys: tuple[str, ...],
+    merged: dict[tuple[Any, ...], dict[str, Any]],
+    start: date,
+    end: date,
+) -> CostReport:
     rows = list(merged.values())
     columns = _unique(c for d in dims for c in GROUP_COLUMNS[d])
     _label(rows, columns)
@@ -204,7 +264,7 @@ def _log_groups(
     if "model" in dims:
         logs = logs.annotate(model=served_model())
     if "day" in dims:
-        logs = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
+        logs = logs.annotate(day=utc_day())
     extra: dict[str, Any] = {}
     if "session" in dims:
         extra = {"first_seen": Min("created_at"), "last_seen": Max("created_at"), **SESSION_METRICS}
@@ -367,7 +427,13 @@ _PROVIDER_NAMES = {
     "azure_openai": "Microsoft",
     "openai_compatible": "OpenAI-compatible",
 }
-_PUBLISHERS = (("claude", "Anthropic"), ("gpt-", "OpenAI"), ("o3", "OpenAI"), ("o4", "OpenAI"), ("gemini", "Google"))
+_PUBLISHERS = (
+    ("claude", "Anthropic"),
+    ("gpt-", "OpenAI"),
+    ("o3", "OpenAI"),
+    ("o4", "OpenAI"),
+    ("gemini", "Google"),
+)
 
 
 @dataclass(slots=True)
@@ -383,8 +449,10 @@ def focus_export(*, scope: ReportScope, organization: Organization, month: date)
     end = (start + timedelta(days=32)).replace(day=1)
     since, until = day_bounds(start)[0], day_bounds(end)[0]
     groups = (
-        RequestLog.objects.filter(scope.q(), organization_id=organization.pk, created_at__gte=since, created_at__lt=until)
-        .annotate(day=TruncDate("created_at", tzinfo=UTC), model=served_model())
+        RequestLog.objects.filter(
+            scope.q(), organization_id=organization.pk, created_at__gte=since, created_at__lt=until
+        )
+        .annotate(day=utc_day(), model=served_model())
         .values("day", "team_id", "user_id", "key_id", "model", "provider_kind")
         .annotate(**LOG_METRICS)
         .order_by("day", "team_id", "user_id", "key_id", "model", "provider_kind")
@@ -410,7 +478,10 @@ def focus_export(*, scope: ReportScope, organization: Organization, month: date)
         provider = _PROVIDER_NAMES.get(g["provider_kind"], g["provider_kind"] or None)
         model = g["model"] or ""
         publisher = next((name for head, name in _PUBLISHERS if model.startswith(head)), provider)
-        tokens = sum(g[c] or 0 for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"))
+        tokens = sum(
+            g[c] or 0
+            for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+        )
         day_start, day_end = day_bounds(g["day"])
         tags = {
             k: v
@@ -487,7 +558,9 @@ def session_agents(*, scope: ReportScope, session_id: str) -> list[dict[str, Any
     for g in groups:
         models = sorted(
             m
-            for m in RequestLog.objects.filter(scope.q(), session_id=session_id, agent_id=g["agent_id"])
+            for m in RequestLog.objects.filter(
+                scope.q(), session_id=session_id, agent_id=g["agent_id"]
+            )
             .annotate(model=served_model())
             .values_list("model", flat=True)
             .distinct()

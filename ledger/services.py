@@ -11,10 +11,9 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from ledger.aggregates import LOG_METRICS, day_bounds, served_model, usd
+from ledger.aggregates import LOG_METRICS, day_bounds, served_model, usd, utc_day
 from ledger.models import DailyUsage, RequestLog, RollupCursor, RollupState
 
 
@@ -73,7 +72,7 @@ def usage_rollup_recent(*, now: datetime | None = None) -> list[date]:
     high = RequestLog.objects.aggregate(high=Max("id"))["high"] or 0
     late = (
         RequestLog.objects.filter(id__gt=cursor.rescan_from_id, id__lte=high)
-        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .annotate(day=utc_day())
         .values_list("day", flat=True)
         .distinct()
         .order_by()

@@ -24,7 +24,7 @@ from controlplane.web.scope import page_scope
 from governance import counters, selectors
 from ledger.access import report_scope
 from ledger.request_log import RequestFilter, request_log_rows, request_log_totals
-from ledger.selectors import cost_report
+from ledger.selectors import cost_reports, top_sessions
 
 TOP = 5
 SERIES = 6  # the biggest teams or models get their own line; the rest are summed as "others"
@@ -73,18 +73,16 @@ def overview(request: HttpRequest) -> HttpResponse:
     first = today.replace(day=1)
     days = [first + timedelta(days=n) for n in range((today - first).days + 1)]
 
-    by_team = cost_report(scope=reader, group_by="day,team", start=first, end=today)
-    by_model = cost_report(scope=reader, group_by="day,model", start=first, end=today)
+    # One read of today's log rows for all four; settled days from the roll-up.
+    by_team, by_model, by_user, by_key = cost_reports(
+        scope=reader, group_bys=["day,team", "day,model", "user", "key"], start=first, end=today
+    )
     month = by_team.totals["cost_usd"]
     spent_today = sum((r["cost_usd"] for r in by_team.rows if r["day"] == today), Decimal(0))
-    top_users = cost_report(scope=reader, group_by="user", start=first, end=today).rows[:TOP]
-    top_keys = cost_report(scope=reader, group_by="key", start=first, end=today).rows[:TOP]
+    top_users = by_user.rows[:TOP]
+    top_keys = by_key.rows[:TOP]
     # Sessions are not rolled up: today's, read from the log.
-    top_sessions = [
-        r
-        for r in cost_report(scope=reader, group_by="session", start=today, end=today).rows
-        if r["session_id"]
-    ][:TOP]
+    sessions = top_sessions(scope=reader, day=today, limit=TOP)
 
     hour = request_log_totals(
         request_log_rows(
@@ -128,7 +126,7 @@ def overview(request: HttpRequest) -> HttpResponse:
                 "requests": r["requests"],
                 "last": r["last_seen"],
             }
-            for r in top_sessions
+            for r in sessions
         ],
         "hot_budgets": sorted(hot, key=lambda h: -h["percent"]),
         "own_only": not scope.access.sees_every_key,

@@ -7,7 +7,13 @@ import pytest
 from django.utils import timezone
 
 from ledger.models import DailyUsage, RequestLog, RollupState
-from ledger.selectors import GROUP_BY, ReportScope, cost_report
+from ledger.selectors import (
+    GROUP_BY,
+    ReportScope,
+    cost_report,
+    cost_reports,
+    top_sessions,
+)
 from ledger.services import usage_rollup
 from tests.ledger.factories import at, log_cost, log_row, log_rows
 
@@ -149,3 +155,22 @@ def test_it_reads_in_a_fixed_number_of_queries(
         cost_report(scope=EVERYTHING, group_by="session", start=history[0], end=today)
     with django_assert_max_num_queries(5):
         cost_report(scope=EVERYTHING, group_by="team", start=history[0], end=today)
+
+
+def test_it_gives_several_reports_as_each_alone(history: list[date], today: date) -> None:
+    wanted = ["day,team", "day,model", "user", "key", "session"]
+    together = cost_reports(scope=EVERYTHING, group_bys=wanted, start=history[0], end=today)
+    for group_by, report in zip(wanted, together, strict=True):
+        alone = cost_report(scope=EVERYTHING, group_by=group_by, start=history[0], end=today)
+        assert report.rows == alone.rows and report.totals == alone.totals
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5])
+def test_it_ranks_the_top_sessions_as_the_session_report(today: date, limit: int) -> None:
+    # Equal costs in several sessions: the ties are broken as the report breaks them.
+    log_rows(60, spread=SPREAD, days=[today])
+    for n, cost in enumerate(["0.5", "0.5", "0.25"]):
+        log_row(created_at=at(today, 60), session_id=f"s-tie-{n}", cost_usd=Decimal(cost)).save()
+    report = cost_report(scope=EVERYTHING, group_by="session", start=today, end=today)
+    expected = [r for r in report.rows if r["session_id"]][:limit]
+    assert top_sessions(scope=EVERYTHING, day=today, limit=limit) == expected
