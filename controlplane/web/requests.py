@@ -21,6 +21,7 @@ from ledger.access import report_scope
 from ledger.request_log import (
     RequestFilter,
     request_log_labels,
+    request_log_page,
     request_log_rows,
     request_log_totals,
     request_models,
@@ -158,7 +159,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
     if rows is not None:
         before = request.GET.get("before", "")
         page_rows = rows.filter(id__lt=int(before)) if before.isdigit() else rows
-        page = list(page_rows[: PAGE_SIZE + 1])
+        page = request_log_page(page_rows, size=PAGE_SIZE + 1)
         query = request.GET.copy()
         query.pop("before", None)
         context |= {
