@@ -43,6 +43,7 @@ CLAUDE = ROOT / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"
 # Quiet, and never reaching for anything but the gateway; no ANTHROPIC_* at all.
 QUIET_ENV = {"DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1"}
 CODE = re.compile(r"Code:\s+([A-Z0-9]{3,}(?:-[A-Z0-9]{3,})+)")
+EMPTY_INPUT = re.compile(r"^❯\s*$", re.M)  # the session's prompt box, empty
 URL = re.compile(r"https?://[^\s│]+")
 FAILURES = (
     "Couldn't connect to the gateway",
@@ -95,12 +96,14 @@ class ClaudeSignin:
         *,
         env: dict[str, str] | None = None,
         managed_settings: dict[str, Any] | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         reason = can_run()
         if reason:
             raise RuntimeError(reason)
         self.dir = directory
         self.gateway_url = gateway_url.rstrip("/")
+        self.args = args  # for the interactive session (`claude_p` takes its own)
         self.env = {**QUIET_ENV, **(env or {})}
         assert not any(k.startswith("ANTHROPIC_") for k in self.env), (
             "a signed-in CLI takes no API variables"
@@ -159,7 +162,7 @@ class ClaudeSignin:
     def _open_terminal(self) -> None:
         conf = self.dir / "tmux.conf"
         conf.write_text("set -g remain-on-exit on\nset -g history-limit 5000\n")
-        command = shlex.join([*self._cli_env(), "TERM=xterm-256color", str(CLAUDE)])
+        command = shlex.join([*self._cli_env(), "TERM=xterm-256color", str(CLAUDE), *self.args])
         script = "\n".join(
             [
                 self._mounts(),
@@ -194,19 +197,34 @@ class ClaudeSignin:
         )
 
     def _select(self, text: str, option: str) -> None:
-        """Move the menu's cursor (❯) to ``option`` and choose it."""
-        lines = text.splitlines()
-        target = next((i for i, line in enumerate(lines) if option in line), None)
-        cursors = [i for i, line in enumerate(lines) if "❯" in line]
-        if target is None or not cursors:
-            raise SigninError(f"no menu with {option!r} on screen:\n{text}")
-        cursor = min(cursors, key=lambda i: abs(i - target))
-        if target != cursor:
+        """Move the menu's cursor (❯) to ``option``, check it is there, and choose it."""
+        for _ in range(5):
+            lines = text.splitlines()
+            target = next((i for i, line in enumerate(lines) if option in line), None)
+            cursors = [i for i, line in enumerate(lines) if "❯" in line]
+            if target is None or not cursors:
+                raise SigninError(f"no menu with {option!r} on screen:\n{text}")
+            cursor = min(cursors, key=lambda i: abs(i - target))
+            if cursor == target:
+                self.keys("Enter")
+                return
             self.keys(
                 *(["Up"] * (cursor - target) if cursor > target else ["Down"] * (target - cursor))
             )
             time.sleep(0.3)
-        self.keys("Enter")
+            text = self.pane()
+        raise SigninError(f"could not move the cursor to {option!r}:\n{text}")
+
+    def _settled(self) -> str:
+        """The screen once it has stopped changing (keys sent mid-redraw can land on the next screen)."""
+        text = self.pane()
+        for _ in range(20):
+            time.sleep(0.3)
+            again = self.pane()
+            if again == text:
+                return text
+            text = again
+        return text
 
     def _seen(self, name: str, text: str) -> None:
         if not self.screens or self.screens[-1].name != name:
@@ -277,6 +295,46 @@ class ClaudeSignin:
                 acted = text
             time.sleep(0.1)
         raise SigninError(f"not connected within {timeout:.0f} s:\n{self.pane()}")
+
+    def ask(self, prompt: str, until: str, timeout: float = 60) -> str:
+        """Type a prompt into the signed-in interactive session (past its
+        remaining first-run screens) and return the screen once ``until`` shows."""
+        deadline = time.monotonic() + timeout
+        acted: tuple[str, float] = ("", 0.0)
+        typed = False
+        while time.monotonic() < deadline:
+            text = self.pane() if typed else self._settled()
+            self._fail_if_broken(text)
+            if typed and until in text:
+                self._seen("answered", text)
+                return text
+            if text == acted[0] and time.monotonic() - acted[1] < 3:
+                time.sleep(0.1)
+                continue
+            if typed:
+                time.sleep(0.1)
+                continue
+            if "Press Enter to continue" in text:
+                self._seen("continue", text)
+                self.keys("Enter")
+            elif "Yes, I trust this folder" in text:
+                self._seen("trust-folder", text)
+                self._select(text, "Yes, I trust this folder")
+            elif "Yes, proceed" in text:
+                self._seen("trust-folder", text)
+                self._select(text, "Yes, proceed")
+            elif EMPTY_INPUT.search(text) and "────" in text:
+                self._seen("prompt", text)
+                self.keys("-l", prompt)
+                time.sleep(0.3)
+                self.keys("Enter")
+                typed = True
+            else:
+                time.sleep(0.1)
+                continue
+            acted = (text, time.monotonic())
+            time.sleep(0.2)
+        raise SigninError(f"{until!r} not on screen within {timeout:.0f} s:\n{self.pane()}")
 
     def credentials(self) -> dict[str, Any]:
         path = self.home / ".claude" / ".credentials.json"

@@ -204,7 +204,7 @@ def signed_in(
 
     world = World(anthropic_upstream)
     publish(tollgate)
-    with ClaudeSignin(tmp_path / "cli", tollgate.url) as cli:
+    with ClaudeSignin(tmp_path / "cli", tollgate.url, args=("--model", MODEL)) as cli:
         shown = cli.start()
         approve_at_tollgate(shown, world.charlie, live_server.url)
         cli.wait_connected(email=world.charlie.email)
@@ -313,3 +313,13 @@ def test_a_deactivated_user_is_refused_at_the_next_run_within_5_s(signed_in: Sig
     print(
         f"\ndeactivated: the next claude -p failed after {took:.1f} s: {proc.stderr.strip()[:200]}"
     )
+
+
+@pytestmark_db
+def test_the_signed_in_interactive_session_answers(signed_in: SignedIn, ledger: Any) -> None:
+    """The session that ran /login goes on past its first-run screens and answers a prompt."""
+    screen = signed_in.cli.ask("say hi", "Hello from the fake Anthropic API", timeout=60)
+    print(f"\ninteractive: {signed_in.cli.timings()}")
+    assert "Cloud gateway" in screen  # its header names where it is signed in
+    rows = ledger(1, key_prefix=signed_in.signin.key.prefix, endpoint="messages")
+    assert rows and all(r.user_id == signed_in.world.charlie.pk and r.status == 200 for r in rows)
