@@ -26,6 +26,7 @@ from django.utils import timezone
 from dataplane.limits import NANO, budget_key, period_bounds, policy_uid, window_key
 from governance.models import Budget, BudgetSpend, Level, Metric, RateLimit
 from ledger.models import RequestLog
+from ledger.selectors import spend_since
 
 COUNTER_STORE = "counter store"
 REQUEST_LOG = "request log"
@@ -142,20 +143,19 @@ def _floors(budgets: list[Budget], starts: list[float]) -> dict[int, Decimal]:
             "budget_id", "period_start", "spent_usd"
         )
     }
+    # Settled days from the roll-up, the rest from the log: a month's budget
+    # never sums a month of log rows.
+    spent = spend_since(
+        organization_ids={b.organization_id for b in budgets},
+        starts=[datetime.fromtimestamp(start, tz=UTC) for start in by_start],
+    )
     for start, group in by_start.items():
         since = datetime.fromtimestamp(start, tz=UTC)
-        org_ids = {b.organization_id for b in group}
-        sums = (
-            RequestLog.objects.filter(organization_id__in=org_ids, created_at__gte=since)
-            .values("organization_id", "team_id", "user_id", "key_id")
-            .annotate(cost=Sum("cost_usd"))
-            .order_by()
-        )
-        rows = list(sums)
+        rows = spent[since]
         for budget in group:
             logged = sum(
                 (
-                    r["cost"] or Decimal(0)
+                    r["cost_usd"]
                     for r in rows
                     if r["organization_id"] == budget.organization_id and _on_chain(budget, r)
                 ),

@@ -12,6 +12,7 @@ from ledger.selectors import (
     ReportScope,
     cost_report,
     cost_reports,
+    spend_since,
     top_sessions,
 )
 from ledger.services import usage_rollup
@@ -155,6 +156,57 @@ def test_it_reads_in_a_fixed_number_of_queries(
         cost_report(scope=EVERYTHING, group_by="session", start=history[0], end=today)
     with django_assert_max_num_queries(5):
         cost_report(scope=EVERYTHING, group_by="team", start=history[0], end=today)
+
+
+def _logged_since(since: datetime) -> dict[tuple, Decimal]:
+    sums: dict[tuple, Decimal] = {}
+    rows = RequestLog.objects.filter(organization_id__in=(1, 2), created_at__gte=since)
+    for *ident, cost in rows.values_list(
+        "organization_id", "team_id", "user_id", "key_id", "cost_usd"
+    ):
+        sums[tuple(ident)] = sums.get(tuple(ident), Decimal(0)) + cost
+    return sums
+
+
+def test_it_sums_budget_periods_exactly_from_the_rollup_and_the_log(
+    history: list[date], today: date
+) -> None:
+    # Periods from midnight (calendar ones) and from 07:00 (rolling ones): settled
+    # days from the roll-up, the first hours, the unsettled days and today from the log.
+    starts = [at(history[0]), at(history[0], 7 * 3600), at(history[2], 7 * 3600), at(today)]
+    spent = spend_since(organization_ids={1, 2}, starts=starts)
+    for since in starts:
+        got = {
+            (r["organization_id"], r["team_id"], r["user_id"], r["key_id"]): r["cost_usd"]
+            for r in spent[since]
+        }
+        logged = _logged_since(since)
+        assert {k: v for k, v in got.items() if k in logged} == logged
+        assert sum(got.values()) == sum(logged.values())
+
+
+def test_it_sums_budget_periods_in_three_queries(
+    history: list[date], today: date, django_assert_num_queries
+) -> None:
+    starts = [at(history[0]), at(history[0], 3600), at(history[1], 7200), at(today)]
+    with django_assert_num_queries(3):  # roll-up state, roll-up, log
+        spend_since(organization_ids={1, 2}, starts=starts)
+
+
+def test_it_reads_a_budget_periods_settled_days_from_the_rollup(
+    history: list[date], today: date
+) -> None:
+    DailyUsage.objects.filter(day=history[1], organization_id=2).update(cost_usd=Decimal(1000))
+    (row,) = spend_since(organization_ids={2}, starts=[at(history[0])])[at(history[0])]
+    assert row["cost_usd"] > 1000
+    # A period starting after the settled days reads the log alone.
+    (row,) = spend_since(organization_ids={2}, starts=[at(today)])[at(today)]
+    assert row["cost_usd"] == sum(
+        RequestLog.objects.filter(organization_id=2, created_at__gte=at(today)).values_list(
+            "cost_usd", flat=True
+        ),
+        Decimal(0),
+    )
 
 
 def test_it_gives_several_reports_as_each_alone(history: list[date], today: date) -> None:
