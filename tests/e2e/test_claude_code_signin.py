@@ -323,3 +323,60 @@ def test_the_signed_in_interactive_session_answers(signed_in: SignedIn, ledger: 
     assert "Cloud gateway" in screen  # its header names where it is signed in
     rows = ledger(1, key_prefix=signed_in.signin.key.prefix, endpoint="messages")
     assert rows and all(r.user_id == signed_in.world.charlie.pk and r.status == 200 for r in rows)
+
+
+@pytestmark_db
+def test_a_budget_past_75_percent_makes_the_cli_print_its_usage_notice(
+    signed_in: SignedIn, publish: Any, ledger: Any
+) -> None:
+    """The user's own $1.00 budget about 75 % spent: the interactive session's
+    next answer carries Tollgate's usage headers and the CLI prints its notice.
+    (`claude -p` prints none; nor, in two runs here, does the interactive
+    session for a team budget, whose headers add `overage-scope: group_pool`.)"""
+    import re
+    from decimal import Decimal
+
+    from governance import services
+
+    w = signed_in.world
+    services.price_set(
+        actor=w.alice, model=MODEL, input_per_mtok=Decimal("3"), output_per_mtok=Decimal("15")
+    )
+    services.budget_set(
+        actor=w.alice, level="user", organization=w.acme, user=w.charlie,
+        amount_usd=Decimal("1.00"), period="monthly",
+    )  # fmt: skip
+    publish(signed_in.gateway)
+    # Spend about 70 % with the device's own bearer, ~$0.05 of input a request.
+    bearer = signed_in.cli.credentials()["enterpriseGateway"]["jwt"]
+    big = {
+        "model": MODEL,
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "x" * 66_000}],
+    }
+    spent, sent = Decimal(0), 0
+    while spent < Decimal("0.70"):
+        answer = httpx.post(
+            f"{signed_in.gateway.url}/v1/messages", json=big, timeout=30,
+            headers={"authorization": f"Bearer {bearer}", "anthropic-version": "2023-06-01"},
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        sent += 1
+        spent = sum(
+            r.cost_usd
+            for r in ledger(sent, key_prefix=signed_in.signin.key.prefix, endpoint="messages")
+        )
+    assert (
+        "anthropic-ratelimit-unified-overage-scope" not in answer.headers
+    )  # the user's own budget
+    # The session's own request holds ~$0.13 more: past 0.75, far from 1.
+    screen = signed_in.cli.ask("say hi", "Hello from the fake Anthropic API", timeout=60)
+    notice = re.compile(r"You've used (\d+)% of your usage credits · resets ([^\n│]+\S)")
+    deadline = time.monotonic() + 15
+    while not notice.search(screen) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        screen = signed_in.cli.pane()
+    found = notice.search(screen)
+    assert found, screen
+    assert 75 <= int(found.group(1)) < 95, found.group(0)
+    print(f"\nspent ${spent:.2f} of $1.00 in {sent} requests; the CLI says: {found.group(0)}")
