@@ -63,6 +63,8 @@ class RequestLog(models.Model):
             # An organization's rows of a time window (today's spend, the last
             # hour, the explorer's default day) without reading its whole history.
             models.Index(fields=["organization_id", "created_at"], name="request_log_org_time"),
+            # A key's latest rows (the keys page's last use).
+            models.Index(fields=["key_id", "created_at"], name="request_log_key_time"),
         ]
 
     def __str__(self) -> str:
@@ -106,7 +108,11 @@ class DailyUsage(models.Model):
                 name="daily_usage_one_row_per_group",
             )
         ]
-        indexes = [models.Index(fields=["organization_id", "day"], name="daily_usage_org_day")]
+        indexes = [
+            models.Index(fields=["organization_id", "day"], name="daily_usage_org_day"),
+            # The last day a key was used, for keys idle longer than the log is read.
+            models.Index(fields=["key_id", "day"], name="daily_usage_key_day"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.day} org {self.organization_id} {self.model}"

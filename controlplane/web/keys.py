@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Max, Q
+from django.db.models import Max, OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -103,13 +103,16 @@ def _last_used(ids: list[int]) -> dict[int, datetime | date]:
     if not ids:
         return {}
     since = timezone.now() - timedelta(days=2)
-    recent = (
-        RequestLog.objects.filter(key_id__in=ids, created_at__gte=since)
-        .values("key_id")
-        .annotate(last=Max("created_at"))
-        .values_list("key_id", "last")
+    # Each key's newest row, one look into the (key, time) index per key.
+    latest = (
+        RequestLog.objects.filter(key_id=OuterRef("pk"), created_at__gte=since)
+        .order_by("-created_at")
+        .values("created_at")[:1]
     )
-    found: dict[int, datetime | date] = dict(recent)
+    recent = VirtualKey.objects.filter(pk__in=ids).annotate(last=Subquery(latest))
+    found: dict[int, datetime | date] = {
+        pk: last for pk, last in recent.values_list("pk", "last") if last is not None
+    }
     older = [i for i in ids if i not in found]
     if older:
         days = (

@@ -14,6 +14,9 @@ from audit.models import AuditEvent
 from governance import services
 from governance.keys import key_digest
 from governance.models import KeyStatus, VirtualKey
+from ledger.models import RequestLog
+from ledger.services import usage_rollup
+from tests.ledger.factories import log_row
 
 KEYS = "/keys/"
 
@@ -126,3 +129,31 @@ def test_it_lists_keys_in_constant_queries(acme, bob, charlie) -> None:
         services.key_create(actor=None, organization=acme, name=f"k{i}", user=charlie)
     assert count() == few
     assert few <= 16, few
+
+
+def test_it_shows_when_each_key_was_last_used(acme, bob, charlie) -> None:
+    recent, _ = services.key_create(actor=None, organization=acme, name="recent", user=charlie)
+    idle, _ = services.key_create(actor=None, organization=acme, name="idle", user=charlie)
+    unused, _ = services.key_create(actor=None, organization=acme, name="unused", user=charlie)
+    now = timezone.now()
+    long_ago = now - timedelta(days=5)
+    RequestLog.objects.bulk_create(
+        [
+            log_row(organization_id=acme.pk, key_id=recent.pk, created_at=now - timedelta(hours=3)),
+            log_row(
+                organization_id=acme.pk, key_id=recent.pk, created_at=now - timedelta(hours=30)
+            ),
+            log_row(organization_id=acme.pk, key_id=idle.pk, created_at=long_ago),
+        ]
+    )
+    usage_rollup(day=long_ago.date())
+    page = _browser(bob).get(KEYS).content.decode()
+
+    def last_used(key: VirtualKey) -> str:
+        row = re.search(rf'<tr id="key-{key.pk}">(.*?)</tr>', page, re.S).group(1)
+        return re.findall(r'<td class="small">([^<]*)</td>', row)[-1]
+
+    # The instant within the last two days, the day (from the roll-up) before that.
+    assert last_used(recent) == "3\xa0hours ago"
+    assert last_used(idle) == f"on {long_ago:%b} {long_ago.day}"
+    assert last_used(unused) == "never"
