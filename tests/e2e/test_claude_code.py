@@ -289,7 +289,7 @@ def test_it_serves_a_dollar_team_budget_until_a_request_no_longer_fits(
         f"dearest request ${dearest}, {time.monotonic() - started:.0f} s, {len(stumbles)} runs retried"
     )
     assert spent <= Decimal("1.00"), spent
-    assert Decimal("1.00") - spent < dearest * Decimal("1.25"), (spent, dearest)
+    assert Decimal("1.00") - spent < dearest * Decimal("1.25"), (spent, dearest, outputs[-1][-800:], stumbles)
     message = outputs[-1]
     left = f"${Decimal('1.00') - spent:.2f}"
     assert (
