@@ -10,8 +10,13 @@ server socket, whose server is started inside the namespace and so lives in
 it) and the screens are read with ``capture-pane`` and answered with
 ``send-keys``:
 
-    "Cloud gateway … Enter to connect" → "Trust gateway 127.0.0.1? …" →
-    code + URL → (the caller approves the code in a browser) → "Connected"
+    (a fresh HOME's theme picker) → "Cloud gateway … Enter to connect" →
+    "Trust gateway 127.0.0.1? … http-loopback" (cursor on "No, go back") →
+    code + URL → (the caller approves the code in a browser) → (when the
+    gateway names the account: "Yes, continue") → "Connected to Cloud gateway"
+
+``ask()`` then takes the same interactive session past its first-run screens
+(security notes, folder trust) to its prompt and types into it.
 
 ``claude -p`` then runs in the same namespace (``nsenter`` into the tmux
 server's) with the same temporary HOME and no API variables: it uses the
@@ -53,6 +58,7 @@ FAILURES = (
     "gateway token endpoint returned malformed response",
     "The gateway is limiting sign-in attempts",
     "no gateway URL is configured",
+    "The gateway answered HTTP",
 )
 
 
