@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -182,20 +183,32 @@ def _issue(signin: DeviceSignin, now: Any) -> Tokens:
 def token_for_device(*, device_code: str) -> Tokens:
     """The device grant's answer to one poll (RFC 8628 §3.5). A refusal still
     records the poll (its time, a slower interval), so it commits too."""
-    with transaction.atomic():
-        answer = _poll(device_code)
+    answer = _locked_retry(lambda: _poll(device_code))
     if isinstance(answer, GrantError):
         raise answer
     return answer
 
 
+def _locked_retry(step: Any) -> Any:
+    """Run ``step`` in a transaction; SQLite answers a write that overlaps another
+    (the user's confirmation and the client's poll) with "locked" at once rather
+    than waiting, so that is tried again a few times before it is an error."""
+    for delay in (0.05, 0.1, 0.2, 0.4, 0):
+        try:
+            with transaction.atomic():
+                return step()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or not delay:
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 def _poll(device_code: str) -> Tokens | GrantError:
-    auth = (
-        DeviceAuthorization.objects.select_for_update(of=("self",))
-        .filter(device_code_digest=key_digest(device_code))
-        .select_related("signin__key", "signin__user")
-        .first()
-    )
+    # The row alone is locked and read: a poll that waited for the approval's lock
+    # sees the approved row, but rows joined to it would come from before (PostgreSQL
+    # re-reads only the locked row), so the sign-in is loaded after, by its id.
+    auth = DeviceAuthorization.objects.select_for_update().filter(device_code_digest=key_digest(device_code)).first()
     if auth is None:
         return GrantError("invalid_grant", "Unknown device code.")
     now = timezone.now()
@@ -213,8 +226,7 @@ def _poll(device_code: str) -> Tokens | GrantError:
             return GrantError("slow_down", f"Poll every {auth.interval} s.")
         auth.save(update_fields=["last_polled_at"])
         return GrantError("authorization_pending", "Waiting for the user to confirm the code.")
-    signin = auth.signin
-    assert signin is not None
+    signin = DeviceSignin.objects.select_related("key", "user").get(pk=auth.signin_id)
     auth.status = AuthorizationStatus.ISSUED
     auth.save(update_fields=["status"])
     tokens = _issue(signin, now)
@@ -239,8 +251,7 @@ def _refusal(signin: DeviceSignin, now: Any) -> str:
 def token_refresh(*, refresh_token: str) -> Tokens:
     """A renewal, or ``invalid_grant``; a deprovisioned user's sign-in is ended
     for good on the way (committed, though the answer is a refusal)."""
-    with transaction.atomic():
-        answer = _renew(refresh_token)
+    answer = _locked_retry(lambda: _renew(refresh_token))
     if isinstance(answer, GrantError):
         raise answer
     return answer
