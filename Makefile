@@ -99,5 +99,5 @@ screenshots: $(STAMP)
 		tests/controlplane/web/test_console_browser.py -q
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check controlplane governance audit ledger identity dataplane tests bench
+	$(BIN)/python -m ruff check controlplane governance audit ledger identity devicelogin dataplane tests bench
 	$(BIN)/python -m mypy dataplane
