@@ -222,7 +222,15 @@ pytestmark_db = pytest.mark.django_db(transaction=True)
 def test_it_signs_in_through_tollgate_and_answers(
     signed_in: SignedIn, anthropic_upstream: Any, ledger: Any
 ) -> None:
-    proc = signed_in.cli.claude_p("say hi", "--output-format", "json")
+    from decimal import Decimal
+
+    from governance import services
+
+    # Priced here: a transactional test elsewhere may have flushed the shipped prices.
+    services.price_set(
+        actor=signed_in.world.alice, model=MODEL, input_per_mtok=Decimal("3"), output_per_mtok=Decimal("15")
+    )
+    proc = signed_in.cli.claude_p("say hi", "--output-format", "json", "--model", MODEL)
     result = result_of(proc)
     assert proc.returncode == 0 and result["is_error"] is False, (
         proc.stdout[-1000:],
