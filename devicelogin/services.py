@@ -193,15 +193,16 @@ def _locked_retry(step: Any) -> Any:
     """Run ``step`` in a transaction; SQLite answers a write that overlaps another
     (the user's confirmation and the client's poll) with "locked" at once rather
     than waiting, so that is tried again a few times before it is an error."""
-    for delay in (0.05, 0.1, 0.2, 0.4, 0):
+    for delay in (0.05, 0.1, 0.2, 0.4):
         try:
             with transaction.atomic():
                 return step()
         except OperationalError as exc:
-            if "locked" not in str(exc) or not delay:
+            if "locked" not in str(exc):
                 raise
             time.sleep(delay)
-    raise AssertionError("unreachable")
+    with transaction.atomic():
+        return step()
 
 
 def _poll(device_code: str) -> Tokens | GrantError:

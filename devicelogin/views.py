@@ -48,16 +48,14 @@ def _client(request: HttpRequest) -> str:
     return (request.headers.get("X-Forwarded-For") or request.META.get("REMOTE_ADDR") or "")[:64]
 
 
-def _oauth_error(err: services.GrantError) -> JsonResponse:
-    response = JsonResponse({"error": err.error, "error_description": err.description}, status=err.status)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 def _no_store(body: dict[str, Any], status: int = 200) -> JsonResponse:
     response = JsonResponse(body, status=status)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _oauth_error(err: services.GrantError) -> JsonResponse:
+    return _no_store({"error": err.error, "error_description": err.description}, status=err.status)
 
 
 @csrf_exempt

@@ -17,7 +17,7 @@ SIGNING_ALGORITHMS = ("RS256", "ES256", "RS384", "RS512", "ES384", "ES512")
 
 
 class DiscoveryError(Exception):
-    pass
+    """An identity provider's metadata could not be fetched or does not fit."""
 
 
 @dataclass(frozen=True, slots=True)

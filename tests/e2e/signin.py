@@ -91,7 +91,7 @@ class Screen:
 
 
 class SigninError(AssertionError):
-    pass
+    """The CLI's sign-in did not reach the screen it was driven to."""
 
 
 class ClaudeSignin:
