@@ -53,12 +53,8 @@ def anthropic_gateway(tmp_path: Path, anthropic_upstream: Any) -> Iterator[Any]:
 
     if not postgres_reachable():
         pytest.skip("claude gateway keeps its state in PostgreSQL: none on 127.0.0.1:5432")
-    try:
-        from tests.identity.provider import LocalOidcProvider
-    except ImportError:
-        pytest.skip(
-            "claude gateway needs an OIDC provider: tests/identity/provider.py is not there"
-        )
+    from tests.identity.provider import LocalOidcProvider
+
     port = free_port()
     idp = LocalOidcProvider(
         directory=tmp_path,
@@ -198,8 +194,7 @@ def signed_in(
 ) -> Iterator[SignedIn]:
     """charlie's Claude Code, signed in through Tollgate with /login."""
     missing = signin_endpoints_missing(tollgate)
-    if missing:
-        pytest.skip(f"Tollgate's side of the sign-in is not there yet: {missing}")
+    assert not missing, f"Tollgate's sign-in endpoints do not answer: {missing}"
     from devicelogin.models import DeviceSignin
 
     world = World(anthropic_upstream)
